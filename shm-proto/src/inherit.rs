@@ -1,0 +1,133 @@
+//! Passing fds to a child by inheritance onto fixed numbers, and taking them
+//! over in the child.
+//!
+//! The ring's memfd (and later the control socket) must reach the child as a
+//! known fd number and nothing else may leak into it: every fd ringworker
+//! creates is `O_CLOEXEC`, and [`ChildFds`] duplicates just the chosen ones
+//! onto their target numbers between `fork` and `exec`.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::Mutex;
+
+/// Fd number on which a child finds its ring's memfd.
+pub const RING_FD: RawFd = 3;
+/// Fd number on which a child finds its control channel.
+pub const CONTROL_FD: RawFd = 4;
+
+/// Sources are first moved above this number so that no source is
+/// overwritten by another's target.
+const SCRATCH_FD_BASE: RawFd = 64;
+
+/// Fds to place in a child at fixed numbers, plus the parent-death signal.
+#[derive(Debug, Default, Clone)]
+pub struct ChildFds {
+    mappings: Vec<(RawFd, RawFd)>,
+    die_with_parent: bool,
+}
+
+impl ChildFds {
+    /// No fds, no death signal.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Places `fd` at `target` in the child. `fd` must stay open until the
+    /// command is spawned.
+    pub fn map(mut self, fd: BorrowedFd<'_>, target: RawFd) -> Self {
+        self.mappings.push((fd.as_raw_fd(), target));
+        self
+    }
+
+    /// Makes the kernel SIGKILL the child when the spawning *thread* exits
+    /// (`PR_SET_PDEATHSIG`), and fails the spawn if the parent already died
+    /// between `fork` and `prctl`. Spawn from a thread that lives as long as
+    /// the children should.
+    pub fn die_with_parent(mut self, yes: bool) -> Self {
+        self.die_with_parent = yes;
+        self
+    }
+
+    /// Installs the `pre_exec` hook on `command`.
+    pub fn apply(self, command: &mut Command) {
+        let parent = std::process::id() as libc::pid_t;
+        let ChildFds {
+            mappings,
+            die_with_parent,
+        } = self;
+        let hook = move || -> io::Result<()> {
+            // Only async-signal-safe calls from here on: fcntl, dup2, prctl,
+            // getppid. No allocation (`mappings` was allocated before fork).
+            let mut scratch = [0 as RawFd; 16];
+            if mappings.len() > scratch.len() {
+                return Err(io::Error::from_raw_os_error(libc::EMFILE));
+            }
+            for (i, &(source, _)) in mappings.iter().enumerate() {
+                // SAFETY: plain fcntl on an fd number; failure is reported.
+                let dup = unsafe { libc::fcntl(source, libc::F_DUPFD_CLOEXEC, SCRATCH_FD_BASE) };
+                if dup < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                scratch[i] = dup;
+            }
+            for (i, &(_, target)) in mappings.iter().enumerate() {
+                // SAFETY: dup2 onto a fixed number; the new fd has no CLOEXEC,
+                // so it survives exec, while the scratch copy does not.
+                if unsafe { libc::dup2(scratch[i], target) } < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if die_with_parent {
+                // SAFETY: prctl with integer arguments only.
+                if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) }
+                    < 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                // SAFETY: getppid cannot fail.
+                if unsafe { libc::getppid() } != parent {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+            }
+            Ok(())
+        };
+        // SAFETY: the hook only makes async-signal-safe system calls and does
+        // not allocate or take locks, as `pre_exec` requires.
+        unsafe { command.pre_exec(hook) };
+    }
+}
+
+/// Fd numbers already taken over in this process (each may be taken once).
+static TAKEN: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
+
+/// Takes ownership of an fd this process inherited at `fd` (e.g.
+/// [`RING_FD`]), marking it close-on-exec so it does not leak further. Fails
+/// if the fd is not open or was already taken.
+pub fn take_inherited(fd: RawFd) -> io::Result<OwnedFd> {
+    let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+    if taken.contains(&fd) {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("inherited fd {fd} was already taken"),
+        ));
+    }
+    // SAFETY: F_GETFD on an arbitrary number only reports whether it is open.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("fd {fd} was not inherited: {}", io::Error::last_os_error()),
+        ));
+    }
+    // SAFETY: setting FD_CLOEXEC on an open fd.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    taken.push(fd);
+    // SAFETY: the fd is open (F_GETFD succeeded), was inherited rather than
+    // opened by any Rust owner in this process, and `TAKEN` guarantees this
+    // is the only `OwnedFd` ever made for it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}

@@ -1,0 +1,47 @@
+//! `shm-proto`: the wire of ringworker.
+//!
+//! A single-producer single-consumer byte ring in shared memory that carries
+//! records from a worker child (producer) to its supervisor (consumer).
+//!
+//! Layering, bottom up:
+//!
+//! - [`layout`]: the `#[repr(C)]` header of atomics, one 128-byte line per
+//!   writer, with the invariants of every word documented on its field.
+//! - [`record`]: the 16-byte record header, record kinds and sizing.
+//! - `memory`: the sealed memfd mapping ([`RingMemory`]), created by the
+//!   supervisor and attached by the child from an inherited fd.
+//! - `wait`: spin-then-futex waiting on shared futex words.
+//! - `producer` / `consumer`: the two halves; the consumer validates every
+//!   value it reads from shared memory.
+//! - `inherit`: placing fds at fixed numbers in a child and taking them over.
+//!
+//! This is the only core crate with `unsafe`: each block states its local
+//! reason in a `// SAFETY:` line, and each Acquire names its Release.
+
+pub mod layout;
+pub mod record;
+
+mod consumer;
+mod error;
+mod inherit;
+mod memory;
+mod producer;
+mod sync;
+mod wait;
+
+pub use consumer::{Consumer, ConsumerStats, Readiness, Record};
+pub use error::{CorruptField, ErrorKind, RingError};
+pub use inherit::{CONTROL_FD, ChildFds, RING_FD, take_inherited};
+pub use layout::{HEADER_BYTES, LAYOUT_VERSION, MAGIC, MAX_CAPACITY, MIN_CAPACITY};
+pub use memory::{RingConfig, RingMemory};
+pub use producer::{Producer, ProducerStats, Slot};
+pub use record::{RECORD_HEADER_BYTES, RecordHeader, RecordKind, RecordMeta, record_size};
+pub use wait::WaitStrategy;
+
+/// Creates a ring and claims both halves in this process (tests, benchmarks,
+/// in-process pipelines).
+#[cfg(not(loom))]
+pub fn ring(config: &RingConfig) -> Result<(Producer, Consumer), RingError> {
+    let memory = std::sync::Arc::new(RingMemory::create(config)?);
+    Ok((Producer::new(memory.clone())?, Consumer::new(memory)?))
+}

@@ -1,0 +1,407 @@
+//! The shared mapping behind a ring: an unnamed, sealed memfd mapped
+//! `MAP_SHARED`, created by the supervisor and attached by the child.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::AtomicBool;
+
+use crate::error::{CorruptField, RingError};
+use crate::layout::{self, HEADER_BYTES, MAGIC, RingHeader, state};
+use crate::record::{RECORD_HEADER_BYTES, record_size};
+use crate::sync::Ordering;
+use crate::wait;
+
+/// Size and identity of a ring to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RingConfig {
+    /// Bytes of record data; a power of two in
+    /// [`MIN_CAPACITY`](crate::MIN_CAPACITY)`..=`[`MAX_CAPACITY`](crate::MAX_CAPACITY).
+    pub capacity: usize,
+    /// Largest record payload; `record_size(max_payload)` must not exceed
+    /// `capacity / 8`, so a full-size record always fits after a wrap.
+    pub max_payload: usize,
+    /// Generation of the child the ring is made for.
+    pub generation: u64,
+}
+
+impl Default for RingConfig {
+    fn default() -> Self {
+        RingConfig {
+            capacity: 4 << 20,
+            max_payload: 256 << 10,
+            generation: 1,
+        }
+    }
+}
+
+impl RingConfig {
+    /// A config with `capacity` bytes and the largest payload it allows.
+    pub fn with_capacity(capacity: usize) -> Self {
+        RingConfig {
+            capacity,
+            max_payload: Self::largest_payload_for(capacity),
+            generation: 1,
+        }
+    }
+
+    /// The largest `max_payload` a ring of `capacity` bytes accepts.
+    pub const fn largest_payload_for(capacity: usize) -> usize {
+        (capacity / 8).saturating_sub(RECORD_HEADER_BYTES)
+    }
+
+    /// Checks the rules stated on the fields.
+    pub fn validate(&self) -> Result<(), RingError> {
+        check_geometry(self.capacity as u64, self.max_payload as u64).map_err(|reason| {
+            RingError::InvalidConfig {
+                reason: reason.to_string(),
+            }
+        })
+    }
+}
+
+fn check_geometry(capacity: u64, max_payload: u64) -> Result<(), &'static str> {
+    if !capacity.is_power_of_two() {
+        return Err("capacity must be a power of two");
+    }
+    if capacity < layout::MIN_CAPACITY as u64 || capacity > layout::MAX_CAPACITY as u64 {
+        return Err("capacity must be between 4 KiB and 1 GiB");
+    }
+    if max_payload == 0 {
+        return Err("max_payload must be at least 1 byte");
+    }
+    if record_size(max_payload as usize) as u64 > capacity / 8 {
+        return Err("a record of max_payload bytes must fit in capacity / 8");
+    }
+    Ok(())
+}
+
+enum Backing {
+    #[cfg(not(loom))]
+    Shared {
+        /// Owns the mapping that `header` and `data` point into.
+        _map: memmap2::MmapRaw,
+        fd: OwnedFd,
+    },
+    #[cfg(loom)]
+    Heap {
+        header: Box<RingHeader>,
+        data: Box<[std::cell::UnsafeCell<u8>]>,
+    },
+}
+
+/// A mapped ring: header plus data area, shared by the two halves (each half
+/// holds an `Arc<RingMemory>`; the mapping lives until both are gone).
+pub struct RingMemory {
+    backing: Backing,
+    header: *const RingHeader,
+    data: *mut u8,
+    capacity: u64,
+    max_payload: u32,
+    generation: u64,
+    producer_claimed: AtomicBool,
+    consumer_claimed: AtomicBool,
+}
+
+// SAFETY: the raw pointers point into `backing`, which `RingMemory` owns and
+// which lives as long as it does; all cross-thread access to the header goes
+// through atomics, and to the data area through the single-producer /
+// single-consumer protocol enforced by the claim flags.
+unsafe impl Send for RingMemory {}
+// SAFETY: as above; `&RingMemory` only exposes atomics and claim-checked halves.
+unsafe impl Sync for RingMemory {}
+
+impl std::fmt::Debug for RingMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingMemory")
+            .field("capacity", &self.capacity)
+            .field("max_payload", &self.max_payload)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RingMemory {
+    /// Creates a ring in a new unnamed memfd: sized, backed by allocated pages
+    /// (`fallocate`, so a memory shortage fails here and not as SIGBUS later),
+    /// sealed against shrinking and growing, mapped shared and prefaulted.
+    #[cfg(not(loom))]
+    pub fn create(config: &RingConfig) -> Result<Self, RingError> {
+        use rustix::fs::{self, MemfdFlags, SealFlags};
+        config.validate()?;
+        let total = (HEADER_BYTES + config.capacity) as u64;
+        let fd = fs::memfd_create(
+            c"ringworker-ring",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )
+        .map_err(|e| RingError::os("memfd_create", e))?;
+        fs::ftruncate(&fd, total).map_err(|e| RingError::os("ftruncate", e))?;
+        fs::fallocate(&fd, fs::FallocateFlags::empty(), 0, total)
+            .map_err(|e| RingError::os("fallocate", e))?;
+        fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
+            .map_err(|e| RingError::os("fcntl(F_ADD_SEALS)", e))?;
+        let memory = Self::map(fd, total as usize)?;
+        memory.header().initialize(
+            config.capacity as u64,
+            config.max_payload as u32,
+            config.generation,
+        );
+        Ok(RingMemory {
+            capacity: config.capacity as u64,
+            max_payload: config.max_payload as u32,
+            generation: config.generation,
+            ..memory
+        })
+    }
+
+    /// Attaches to a ring created by [`RingMemory::create`] in another
+    /// process, given its fd. Validates magic, layout version, geometry
+    /// against the file size and, if given, the expected generation.
+    #[cfg(not(loom))]
+    pub fn attach(fd: OwnedFd, expected_generation: Option<u64>) -> Result<Self, RingError> {
+        let size = rustix::fs::fstat(&fd)
+            .map_err(|e| RingError::os("fstat", e))?
+            .st_size as u64;
+        if size < (HEADER_BYTES + layout::MIN_CAPACITY) as u64
+            || size > (HEADER_BYTES + layout::MAX_CAPACITY) as u64
+        {
+            return Err(RingError::corrupt(
+                CorruptField::Capacity,
+                size,
+                "file size is not header + a valid capacity",
+            ));
+        }
+        let mut memory = Self::map(fd, size as usize)?;
+        let id = &memory.header().identity;
+        // Pairs with the Release store of `magic` in `RingHeader::initialize`.
+        let magic = id.magic.load(Ordering::Acquire);
+        if magic != MAGIC {
+            return Err(RingError::corrupt(
+                CorruptField::Magic,
+                magic,
+                "not a ringworker ring",
+            ));
+        }
+        let version = id.layout_version.load(Ordering::Relaxed);
+        if version != layout::LAYOUT_VERSION {
+            return Err(RingError::corrupt(
+                CorruptField::LayoutVersion,
+                u64::from(version),
+                "unsupported layout version",
+            ));
+        }
+        let header_bytes = id.header_bytes.load(Ordering::Relaxed);
+        let capacity = id.capacity.load(Ordering::Relaxed);
+        if header_bytes as usize != HEADER_BYTES || capacity + HEADER_BYTES as u64 != size {
+            return Err(RingError::corrupt(
+                CorruptField::Capacity,
+                capacity,
+                "capacity does not match the file size",
+            ));
+        }
+        let max_payload = id.max_payload.load(Ordering::Relaxed);
+        if let Err(detail) = check_geometry(capacity, u64::from(max_payload)) {
+            let field = if capacity.is_power_of_two() {
+                CorruptField::MaxRecord
+            } else {
+                CorruptField::Capacity
+            };
+            return Err(RingError::corrupt(field, u64::from(max_payload), detail));
+        }
+        let generation = id.generation.load(Ordering::Relaxed);
+        if let Some(expected) = expected_generation
+            && generation != expected
+        {
+            return Err(RingError::corrupt(
+                CorruptField::Generation,
+                generation,
+                "generation differs from the expected one",
+            ));
+        }
+        memory.capacity = capacity;
+        memory.max_payload = max_payload;
+        memory.generation = generation;
+        Ok(memory)
+    }
+
+    #[cfg(not(loom))]
+    fn map(fd: OwnedFd, len: usize) -> Result<Self, RingError> {
+        let map = memmap2::MmapOptions::new()
+            .len(len)
+            .populate()
+            .map_raw(&fd)
+            .map_err(|e| RingError::os("mmap", e))?;
+        let base = map.as_mut_ptr();
+        // SAFETY: `len >= HEADER_BYTES` (checked by both callers), so the data
+        // area starts inside the mapping.
+        let data = unsafe { base.add(HEADER_BYTES) };
+        Ok(RingMemory {
+            header: base.cast::<RingHeader>().cast_const(),
+            data,
+            backing: Backing::Shared { _map: map, fd },
+            capacity: 0,
+            max_payload: 0,
+            generation: 0,
+            producer_claimed: AtomicBool::new(false),
+            consumer_claimed: AtomicBool::new(false),
+        })
+    }
+
+    /// A heap-backed ring for the loom model.
+    #[cfg(loom)]
+    pub fn new_for_model(config: &RingConfig) -> Result<Self, RingError> {
+        config.validate()?;
+        let header = Box::new(RingHeader::new_for_model(
+            config.capacity as u64,
+            config.max_payload as u32,
+            config.generation,
+        ));
+        let data: Box<[std::cell::UnsafeCell<u8>]> = (0..config.capacity)
+            .map(|_| std::cell::UnsafeCell::new(0))
+            .collect();
+        let header_ptr: *const RingHeader = &*header;
+        let data_ptr = data.as_ptr() as *mut u8;
+        Ok(RingMemory {
+            backing: Backing::Heap { header, data },
+            header: header_ptr,
+            data: data_ptr,
+            capacity: config.capacity as u64,
+            max_payload: config.max_payload as u32,
+            generation: config.generation,
+            producer_claimed: AtomicBool::new(false),
+            consumer_claimed: AtomicBool::new(false),
+        })
+    }
+
+    /// The shared header.
+    #[inline]
+    pub fn header(&self) -> &RingHeader {
+        // SAFETY: `header` points at the start of the mapping (page aligned,
+        // at least HEADER_BYTES long), which lives as long as `self`; every
+        // field of `RingHeader` is an atomic, valid for any bit pattern and
+        // for concurrent access from other processes.
+        unsafe { &*self.header }
+    }
+
+    #[inline]
+    pub(crate) fn data_ptr(&self) -> *mut u8 {
+        self.data
+    }
+
+    /// The memfd, to hand to a child (see [`crate::ChildFds`]).
+    #[cfg(not(loom))]
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        match &self.backing {
+            Backing::Shared { fd, .. } => fd.as_fd(),
+        }
+    }
+
+    /// Bytes of record data.
+    pub fn capacity(&self) -> usize {
+        self.capacity as usize
+    }
+
+    /// Largest record payload.
+    pub fn max_payload(&self) -> usize {
+        self.max_payload as usize
+    }
+
+    /// Generation recorded at creation.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Total bytes of the mapping (header + data), i.e. the shared memory it pins.
+    pub fn mapped_bytes(&self) -> usize {
+        HEADER_BYTES + self.capacity as usize
+    }
+
+    /// The producer's heartbeat counter (untrusted: a value the peer writes).
+    pub fn heartbeat(&self) -> u64 {
+        self.header()
+            .producer_stats
+            .heartbeat
+            .load(Ordering::Relaxed)
+    }
+
+    /// Bumps the heartbeat counter (producer side).
+    pub fn beat(&self) {
+        self.header()
+            .producer_stats
+            .heartbeat
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How often the producer found the ring full (untrusted, as reported by the peer).
+    pub fn full_waits(&self) -> u64 {
+        self.header()
+            .producer_stats
+            .full_waits
+            .load(Ordering::Relaxed)
+    }
+
+    /// Asks the producer to stop working on `request` (0 clears) and wakes it
+    /// if it is blocked on a full ring.
+    pub fn request_cancel(&self, request: u64) {
+        self.header()
+            .control
+            .cancel_request
+            .store(request, Ordering::Release);
+        self.wake_producer();
+    }
+
+    /// The request id whose cancellation was requested (0: none). A plain
+    /// load, cheap enough to call per row.
+    #[inline]
+    pub fn cancel_requested(&self) -> u64 {
+        // Pairs with the Release store in `request_cancel`.
+        self.header().control.cancel_request.load(Ordering::Acquire)
+    }
+
+    /// The [`state`](crate::layout::state) bits.
+    pub fn state(&self) -> u32 {
+        // Pairs with the Release `fetch_or` in `set_state`.
+        self.header().control.state.load(Ordering::Acquire)
+    }
+
+    /// Sets state bits and wakes both sides so blocked calls notice.
+    pub(crate) fn set_state(&self, bits: u32) {
+        self.header()
+            .control
+            .state
+            .fetch_or(bits, Ordering::Release);
+        self.wake_consumer();
+        self.wake_producer();
+    }
+
+    /// Marks the ring unusable (after corruption was found) and wakes both sides.
+    pub fn poison(&self) {
+        self.set_state(state::POISONED);
+    }
+
+    /// Wakes a consumer sleeping in [`Consumer::wait`](crate::Consumer::wait),
+    /// which then returns [`Readiness::Woken`](crate::Readiness::Woken) if no
+    /// data arrived. Used by a watchdog to interrupt a waiting reader.
+    pub fn wake_consumer(&self) {
+        let word = &self.header().consumer_sleep.sleeping;
+        word.store(0, Ordering::Relaxed);
+        wait::futex_wake(word);
+    }
+
+    /// Wakes a producer sleeping on a full ring.
+    pub fn wake_producer(&self) {
+        let word = &self.header().producer_sleep.sleeping;
+        word.store(0, Ordering::Relaxed);
+        wait::futex_wake(word);
+    }
+
+    pub(crate) fn claim(&self, producer: bool) -> Result<(), RingError> {
+        let (flag, half) = if producer {
+            (&self.producer_claimed, "producer")
+        } else {
+            (&self.consumer_claimed, "consumer")
+        };
+        if flag.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return Err(RingError::AlreadyClaimed { half });
+        }
+        Ok(())
+    }
+}

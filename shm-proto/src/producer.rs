@@ -1,0 +1,491 @@
+//! The writing half of the ring (the child's side).
+//!
+//! Writes go into a private "head" first; the shared write index is published
+//! in batches ([`Producer::publish_every`] bytes), before blocking on a full
+//! ring, on [`Producer::flush`], and at once when the consumer has announced
+//! that it sleeps. So a busy stream costs one Release store and one fence per
+//! batch, and no syscall at all unless the consumer is asleep.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{CorruptField, RingError};
+use crate::layout::state;
+use crate::memory::RingMemory;
+use crate::record::{RECORD_HEADER_BYTES, RecordHeader, RecordKind, RecordMeta, record_size};
+use crate::sync::{Ordering, fence, spin_hint};
+use crate::wait::{WaitStrategy, Wakeup, futex_wait, futex_wake};
+
+/// Counters kept by a producer (process-local, trusted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProducerStats {
+    /// Records committed (padding excluded).
+    pub records: u64,
+    /// Payload bytes committed.
+    pub payload_bytes: u64,
+    /// Times the ring was found full.
+    pub full_waits: u64,
+    /// Futex sleeps taken while waiting for space.
+    pub sleeps: u64,
+    /// Wake-ups sent to a sleeping consumer.
+    pub wakes_sent: u64,
+    /// JSON values that did not fit the first slot guess and were re-serialized.
+    pub json_retries: u64,
+}
+
+/// The producer half. One per ring; not `Clone`.
+pub struct Producer {
+    memory: Arc<RingMemory>,
+    mask: u64,
+    capacity: u64,
+    max_payload: usize,
+    /// Private write position: everything before it is written, everything
+    /// between `published` and it is not yet visible to the consumer.
+    head: u64,
+    /// Last value stored to the shared write index.
+    published: u64,
+    /// Last read index seen; only ever re-read when it looks too small.
+    tail_cache: u64,
+    publish_every: u64,
+    wait: WaitStrategy,
+    json_hint: usize,
+    json_scratch: Vec<u8>,
+    stats: ProducerStats,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("head", &self.head)
+            .field("published", &self.published)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Producer {
+    /// Claims the producer half of `memory`.
+    pub fn new(memory: Arc<RingMemory>) -> Result<Self, RingError> {
+        memory.claim(true)?;
+        let capacity = memory.capacity() as u64;
+        // A producer starts where the shared index says (normally 0), so a
+        // ring can be handed over once its first producer is gone.
+        let head = memory.header().producer.write_index.load(Ordering::Acquire);
+        Ok(Producer {
+            mask: capacity - 1,
+            capacity,
+            max_payload: memory.max_payload(),
+            head,
+            published: head,
+            tail_cache: head,
+            publish_every: (capacity / 16).clamp(256, 64 << 10),
+            wait: WaitStrategy::default(),
+            json_hint: 256,
+            json_scratch: Vec::new(),
+            stats: ProducerStats::default(),
+            memory,
+        })
+    }
+
+    /// Sets how many unpublished bytes trigger a publication.
+    pub fn set_publish_every(&mut self, bytes: usize) {
+        self.publish_every = (bytes as u64).clamp(8, self.capacity / 2);
+    }
+
+    /// Replaces the wait tuning.
+    pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
+        self.wait = wait;
+    }
+
+    /// The ring this producer writes.
+    pub fn memory(&self) -> &Arc<RingMemory> {
+        &self.memory
+    }
+
+    /// Largest payload a record may carry.
+    pub fn max_payload(&self) -> usize {
+        self.max_payload
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> ProducerStats {
+        self.stats
+    }
+
+    /// Reserves space for a record of `len` payload bytes, blocking while the
+    /// ring is full. The record becomes visible only after
+    /// [`Slot::commit`] (and a publication).
+    pub fn reserve(&mut self, meta: RecordMeta, len: usize) -> Result<Slot<'_>, RingError> {
+        self.reserve_until(meta, len, None)
+    }
+
+    /// Like [`Producer::reserve`] but gives up with [`RingError::TimedOut`]
+    /// after `timeout`.
+    pub fn reserve_timeout(
+        &mut self,
+        meta: RecordMeta,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<Slot<'_>, RingError> {
+        self.reserve_until(meta, len, Some(Instant::now() + timeout))
+    }
+
+    fn reserve_until(
+        &mut self,
+        meta: RecordMeta,
+        len: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Slot<'_>, RingError> {
+        if len > self.max_payload {
+            return Err(RingError::RecordTooLarge {
+                len,
+                max: self.max_payload,
+            });
+        }
+        debug_assert!(meta.kind != RecordKind::Padding, "padding is internal");
+        let size = record_size(len) as u64;
+        let to_end = self.capacity - (self.head & self.mask);
+        let skip = if size > to_end { to_end } else { 0 };
+        self.ensure_space(skip + size, meta.request, deadline)?;
+        if skip > 0 {
+            self.write_padding(skip);
+        }
+        Ok(Slot {
+            offset: (self.head & self.mask) as usize,
+            len,
+            meta,
+            producer: self,
+        })
+    }
+
+    /// Copies `payload` into a new record and commits it.
+    pub fn push(&mut self, meta: RecordMeta, payload: &[u8]) -> Result<(), RingError> {
+        let mut slot = self.reserve(meta, payload.len())?;
+        slot.payload_mut().copy_from_slice(payload);
+        slot.commit();
+        Ok(())
+    }
+
+    /// Serializes `value` as JSON straight into a reserved slot and commits
+    /// it. The slot is sized from the previous values' sizes; a value that
+    /// outgrows the guess is serialized once more into a reusable buffer.
+    pub fn push_json<T: serde::Serialize + ?Sized>(
+        &mut self,
+        meta: RecordMeta,
+        value: &T,
+    ) -> Result<usize, RingError> {
+        let guess = self.json_hint.min(self.max_payload);
+        let mut slot = self.reserve(meta, guess)?;
+        let mut cursor = SlotCursor {
+            buf: slot.payload_mut(),
+            pos: 0,
+        };
+        match serde_json::to_writer(&mut cursor, value) {
+            Ok(()) => {
+                let used = cursor.pos;
+                slot.commit_len(used);
+                self.json_hint = self.json_hint.max(used + used / 2 + 8);
+                Ok(used)
+            }
+            Err(e) if e.is_io() => {
+                self.stats.json_retries += 1;
+                let mut scratch = std::mem::take(&mut self.json_scratch);
+                scratch.clear();
+                let result = serde_json::to_writer(&mut scratch, value)
+                    .map_err(|source| RingError::Serialize { source })
+                    .and_then(|()| self.push(meta, &scratch).map(|()| scratch.len()));
+                self.json_hint = (scratch.len() + scratch.len() / 2 + 8).min(self.max_payload);
+                self.json_scratch = scratch;
+                result
+            }
+            Err(source) => Err(RingError::Serialize { source }),
+        }
+    }
+
+    /// Makes every committed record visible to the consumer, waking it if it
+    /// announced that it sleeps.
+    #[inline]
+    pub fn flush(&mut self) {
+        if self.head != self.published {
+            self.publish();
+        }
+    }
+
+    /// Publishes, then marks the ring closed by the producer: the consumer
+    /// drains what is left and then sees the ring as closed.
+    pub fn close(&mut self) {
+        self.flush();
+        self.memory.set_state(state::PRODUCER_CLOSED);
+    }
+
+    /// Bumps the shared heartbeat counter.
+    #[inline]
+    pub fn beat(&self) {
+        self.memory.beat();
+    }
+
+    /// True if the supervisor asked to cancel `request` (one shared load).
+    #[inline]
+    pub fn is_cancelled(&self, request: u64) -> bool {
+        request != 0 && self.memory.cancel_requested() == request
+    }
+
+    fn publish(&mut self) {
+        // Pairs with the Acquire load in `Consumer::refresh_head`: the record
+        // bytes written before this store are visible to a consumer that sees
+        // the new index.
+        self.memory
+            .header()
+            .producer
+            .write_index
+            .store(self.head, Ordering::Release);
+        self.published = self.head;
+        // Store-load barrier of the sleep handshake: either the consumer's
+        // re-check after announcing sees the index just stored, or this load
+        // sees its announcement (pairs with the fence in `Consumer::wait`).
+        fence(Ordering::SeqCst);
+        let sleeping = &self.memory.header().consumer_sleep.sleeping;
+        if sleeping.load(Ordering::Relaxed) != 0 {
+            sleeping.store(0, Ordering::Relaxed);
+            futex_wake(sleeping);
+            self.stats.wakes_sent += 1;
+        }
+    }
+
+    fn free_space(&self) -> u64 {
+        self.capacity - (self.head - self.tail_cache)
+    }
+
+    fn refresh_tail(&mut self) -> Result<(), RingError> {
+        // Pairs with the Release store in `Consumer::publish`: the consumer's
+        // reads of the released bytes happen before we overwrite them.
+        let tail = self
+            .memory
+            .header()
+            .consumer
+            .read_index
+            .load(Ordering::Acquire);
+        if tail > self.head || self.head - tail > self.capacity || !tail.is_multiple_of(8) {
+            return Err(RingError::corrupt(
+                CorruptField::ReadIndex,
+                tail,
+                "read index outside write_index - capacity ..= write_index",
+            ));
+        }
+        self.tail_cache = tail;
+        Ok(())
+    }
+
+    fn ensure_space(
+        &mut self,
+        need: u64,
+        request: u64,
+        deadline: Option<Instant>,
+    ) -> Result<(), RingError> {
+        if self.free_space() >= need {
+            return Ok(());
+        }
+        self.refresh_tail()?;
+        if self.free_space() >= need {
+            return Ok(());
+        }
+        self.wait_for_space(need, request, deadline)
+    }
+
+    #[cold]
+    fn wait_for_space(
+        &mut self,
+        need: u64,
+        request: u64,
+        deadline: Option<Instant>,
+    ) -> Result<(), RingError> {
+        // The consumer can only free what it can see.
+        self.flush();
+        self.stats.full_waits += 1;
+        self.memory
+            .header()
+            .producer_stats
+            .full_waits
+            .fetch_add(1, Ordering::Relaxed);
+        let spin_until = Instant::now() + self.wait.spin;
+        loop {
+            for _ in 0..64 {
+                spin_hint();
+            }
+            self.refresh_tail()?;
+            if self.free_space() >= need {
+                return Ok(());
+            }
+            self.check_blocked(request)?;
+            if Instant::now() >= spin_until {
+                break;
+            }
+        }
+        let memory = Arc::clone(&self.memory);
+        let word = &memory.header().producer_sleep.sleeping;
+        loop {
+            word.store(1, Ordering::Relaxed);
+            // Pairs with the fence in `Consumer::publish` (see `publish` here).
+            fence(Ordering::SeqCst);
+            self.refresh_tail()?;
+            if self.free_space() >= need {
+                word.store(0, Ordering::Relaxed);
+                return Ok(());
+            }
+            self.check_blocked(request)?;
+            let mut slice = self.wait.max_sleep;
+            if let Some(deadline) = deadline {
+                let now = Instant::now();
+                if now >= deadline {
+                    word.store(0, Ordering::Relaxed);
+                    return Err(RingError::TimedOut);
+                }
+                slice = slice.min(deadline - now);
+            }
+            self.stats.sleeps += 1;
+            let _: Wakeup = futex_wait(word, 1, slice)?;
+            word.store(0, Ordering::Relaxed);
+            // Blocked on a slow consumer is alive, not hung.
+            memory.beat();
+        }
+    }
+
+    fn check_blocked(&self, request: u64) -> Result<(), RingError> {
+        let st = self.memory.state();
+        if st & state::POISONED != 0 {
+            return Err(RingError::Closed { by: "poison" });
+        }
+        if st & state::CONSUMER_CLOSED != 0 {
+            return Err(RingError::Closed { by: "consumer" });
+        }
+        if self.is_cancelled(request) {
+            return Err(RingError::Cancelled { request });
+        }
+        Ok(())
+    }
+
+    fn write_padding(&mut self, skip: u64) {
+        let pos = (self.head & self.mask) as usize;
+        if skip as usize >= RECORD_HEADER_BYTES {
+            let header = RecordHeader {
+                len: (skip as usize - RECORD_HEADER_BYTES) as u32,
+                kind: RecordKind::Padding as u8,
+                flags: 0,
+                stream: 0,
+                request: 0,
+            };
+            // SAFETY: `pos` is 8-aligned and `pos + 16 <= capacity` (skip is
+            // the distance to the end); the bytes are free (ensure_space) and
+            // only this producer writes them until they are published.
+            unsafe { self.write_header(pos, header) };
+        }
+        self.head += skip;
+    }
+
+    /// # Safety
+    /// `pos` must be 8-aligned with `pos + RECORD_HEADER_BYTES <= capacity`,
+    /// and the bytes must be free space owned by this producer.
+    #[inline]
+    unsafe fn write_header(&self, pos: usize, header: RecordHeader) {
+        // SAFETY: in bounds and aligned by the caller's contract; the consumer
+        // does not read unpublished bytes, so there is no concurrent access.
+        unsafe {
+            self.memory
+                .data_ptr()
+                .add(pos)
+                .cast::<RecordHeader>()
+                .write(header)
+        };
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        // Rows committed but unpublished would otherwise be lost.
+        self.flush();
+    }
+}
+
+/// Space reserved for one record. Write the payload with
+/// [`Slot::payload_mut`], then [`Slot::commit`]; dropping it uncommitted
+/// abandons the record.
+pub struct Slot<'a> {
+    producer: &'a mut Producer,
+    offset: usize,
+    len: usize,
+    meta: RecordMeta,
+}
+
+impl Slot<'_> {
+    /// The reserved payload bytes (their prior content is unspecified).
+    #[inline]
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        // SAFETY: `offset + 16 + len <= capacity` (reserve checked the record
+        // fits before the end), the bytes are free space that the consumer
+        // will not read before this record is published, and `&mut self`
+        // guarantees one writer.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.producer
+                    .memory
+                    .data_ptr()
+                    .add(self.offset + RECORD_HEADER_BYTES),
+                self.len,
+            )
+        }
+    }
+
+    /// Commits the whole reserved length.
+    #[inline]
+    pub fn commit(self) {
+        let len = self.len;
+        self.commit_len(len);
+    }
+
+    /// Commits the first `used` bytes (at most the reserved length).
+    #[inline]
+    pub fn commit_len(self, used: usize) {
+        let used = used.min(self.len);
+        let producer = self.producer;
+        // SAFETY: `offset` is 8-aligned (all record sizes are) and the record
+        // fits before the end, so its header does too; the space is ours.
+        unsafe { producer.write_header(self.offset, self.meta.header(used as u32)) };
+        producer.head += record_size(used) as u64;
+        producer.stats.records += 1;
+        producer.stats.payload_bytes += used as u64;
+        if producer.head - producer.published >= producer.publish_every
+            || producer
+                .memory
+                .header()
+                .consumer_sleep
+                .sleeping
+                .load(Ordering::Relaxed)
+                != 0
+        {
+            producer.publish();
+        }
+    }
+}
+
+struct SlotCursor<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl io::Write for SlotCursor<'_> {
+    #[inline]
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let end = self.pos + data.len();
+        if end > self.buf.len() {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        self.buf[self.pos..end].copy_from_slice(data);
+        self.pos = end;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,82 @@
+//! How a side waits for the other: spin briefly, then sleep on a shared futex.
+
+use std::time::Duration;
+
+use crate::error::RingError;
+use crate::sync::AtomicU32;
+
+/// Tuning of the spin-then-sleep wait used by both halves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitStrategy {
+    /// How long to spin (re-reading the peer's index) before announcing sleep.
+    /// Covers the short gaps of a busy stream without any syscall.
+    pub spin: Duration,
+    /// Longest single futex sleep. Sleeps are sliced so that closed/poisoned
+    /// state and deadlines are noticed even if a wake-up is never sent (a
+    /// dead peer sends none).
+    pub max_sleep: Duration,
+}
+
+impl Default for WaitStrategy {
+    fn default() -> Self {
+        WaitStrategy {
+            spin: Duration::from_micros(50),
+            max_sleep: Duration::from_millis(100),
+        }
+    }
+}
+
+/// What ended a futex sleep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wakeup {
+    /// `FUTEX_WAKE`, a changed word (someone reset it before we slept) or a signal.
+    Woken,
+    /// The timeout elapsed.
+    TimedOut,
+}
+
+/// Sleeps while `word == expected`, for at most `timeout`. The word lives in
+/// shared memory, so the futex is a shared one (no `FUTEX_PRIVATE_FLAG`):
+/// the kernel keys it by the backing page, not by this process's address.
+#[cfg(not(loom))]
+pub(crate) fn futex_wait(
+    word: &AtomicU32,
+    expected: u32,
+    timeout: Duration,
+) -> Result<Wakeup, RingError> {
+    use rustix::io::Errno;
+    use rustix::thread::futex;
+    let ts = rustix::time::Timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    match futex::wait(word, futex::Flags::empty(), expected, Some(&ts)) {
+        Ok(()) | Err(Errno::AGAIN) | Err(Errno::INTR) => Ok(Wakeup::Woken),
+        Err(Errno::TIMEDOUT) => Ok(Wakeup::TimedOut),
+        Err(e) => Err(RingError::os("futex_wait", e)),
+    }
+}
+
+/// Wakes every sleeper on `word` (in any process mapping the same page).
+#[cfg(not(loom))]
+pub(crate) fn futex_wake(word: &AtomicU32) {
+    use rustix::thread::futex;
+    // A failed wake can only mean a bad address, which a live mapping rules
+    // out; the sleeper's sliced timeout covers it regardless.
+    let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
+}
+
+/// Under loom there is no kernel: a "sleep" is a yield, which lets the model
+/// explore the schedules in which the wake-up arrives before or after it.
+#[cfg(loom)]
+pub(crate) fn futex_wait(
+    _word: &AtomicU32,
+    _expected: u32,
+    _timeout: Duration,
+) -> Result<Wakeup, RingError> {
+    loom::thread::yield_now();
+    Ok(Wakeup::TimedOut)
+}
+
+#[cfg(loom)]
+pub(crate) fn futex_wake(_word: &AtomicU32) {}
