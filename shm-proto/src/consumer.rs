@@ -91,9 +91,20 @@ impl std::fmt::Debug for Consumer {
 impl Consumer {
     /// Claims the consumer half of `memory`.
     pub fn new(memory: Arc<RingMemory>) -> Result<Self, RingError> {
-        memory.claim(false)?;
         let capacity = memory.capacity() as u64;
         let tail = memory.header().consumer.read_index.load(Ordering::Acquire);
+        // Untrusted like every shared word (a peer may have written to the
+        // ring before this consumer took it over): record offsets derive from
+        // it, so it must be 8-aligned; the write index is checked against it
+        // on every refresh.
+        if !tail.is_multiple_of(8) {
+            return Err(RingError::corrupt(
+                CorruptField::ReadIndex,
+                tail,
+                "read index is not 8-aligned",
+            ));
+        }
+        memory.claim(false)?;
         Ok(Consumer {
             mask: capacity - 1,
             capacity,
@@ -203,7 +214,16 @@ impl Consumer {
         let memory = Arc::clone(&self.memory);
         let word = &memory.header().consumer_sleep.sleeping;
         loop {
+            word.store(1, Ordering::Relaxed);
+            // Store-load barrier of the sleep handshake; pairs with the fence
+            // in `Producer::publish` (for records) and with the one in
+            // `RingMemory::wake_consumer` (for close/poison/wake), so the
+            // state is checked only after the announcement: a close that
+            // lands before it is seen below, one that lands after it resets
+            // the word and the futex does not sleep.
+            fence(Ordering::SeqCst);
             if memory.state() & (state::PRODUCER_CLOSED | state::POISONED) != 0 {
+                word.store(0, Ordering::Relaxed);
                 // Closed flags are set after the final publication, so this
                 // re-check sees the last records.
                 return Ok(if self.poll_ready()? {
@@ -212,10 +232,6 @@ impl Consumer {
                     Readiness::Closed
                 });
             }
-            word.store(1, Ordering::Relaxed);
-            // Store-load barrier of the sleep handshake; pairs with the fence
-            // in `Producer::publish`.
-            fence(Ordering::SeqCst);
             if self.poll_ready()? {
                 word.store(0, Ordering::Relaxed);
                 return Ok(Readiness::Ready);

@@ -130,6 +130,7 @@ impl RingError {
         }
     }
 
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn os(op: &'static str, err: impl Into<io::Error>) -> Self {
         RingError::Os {
             op,

@@ -31,7 +31,8 @@ impl Default for WaitStrategy {
 pub(crate) enum Wakeup {
     /// `FUTEX_WAKE`, a changed word (someone reset it before we slept) or a signal.
     Woken,
-    /// The timeout elapsed.
+    /// The timeout elapsed (never under loom, whose sleeps have no timeout).
+    #[cfg_attr(loom, allow(dead_code))]
     TimedOut,
 }
 
@@ -66,16 +67,22 @@ pub(crate) fn futex_wake(word: &AtomicU32) {
     let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
 }
 
-/// Under loom there is no kernel: a "sleep" is a yield, which lets the model
-/// explore the schedules in which the wake-up arrives before or after it.
+/// Under loom there is no kernel. A sleeper blocks (yielding, so the model
+/// runs the other threads) until the word no longer holds `expected`: every
+/// waker in this crate resets the word before `futex_wake`, so this is "sleep
+/// until woken", and a lost wake-up shows up as a thread that never gets out
+/// (loom fails the model on its branch limit). The timeout slicing of the
+/// real sleep is deliberately not modelled: it would hide lost wake-ups.
 #[cfg(loom)]
 pub(crate) fn futex_wait(
-    _word: &AtomicU32,
-    _expected: u32,
+    word: &AtomicU32,
+    expected: u32,
     _timeout: Duration,
 ) -> Result<Wakeup, RingError> {
-    loom::thread::yield_now();
-    Ok(Wakeup::TimedOut)
+    while word.load(crate::sync::Ordering::Relaxed) == expected {
+        loom::thread::yield_now();
+    }
+    Ok(Wakeup::Woken)
 }
 
 #[cfg(loom)]

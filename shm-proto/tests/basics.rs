@@ -1,6 +1,8 @@
 //! Single-process behaviour of the ring: delivery, wrap-around, blocking,
 //! closing, limits.
 
+#![cfg(not(loom))]
+
 use std::time::{Duration, Instant};
 
 use shm_proto::{

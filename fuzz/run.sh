@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Builds and runs the `consumer` fuzz target (needs a nightly toolchain and
+# cargo-fuzz: `rustup toolchain install nightly && cargo install cargo-fuzz --locked`).
+# Usage: fuzz/run.sh [seconds]   (default 30)
+set -euo pipefail
+cd "$(dirname "$0")"
+secs="${1:-30}"
+cargo +nightly fuzz build consumer
+cargo +nightly fuzz run consumer -- -max_total_time="$secs"
