@@ -8,7 +8,8 @@
 //! - [`layout`]: the `#[repr(C)]` header of atomics, one 128-byte line per
 //!   writer, with the invariants of every word documented on its field.
 //! - [`record`]: the 16-byte record header, record kinds and sizing.
-//! - `memory`: the sealed memfd mapping ([`RingMemory`]), created by the
+//! - `sealed`: unnamed, allocated, sealed memfds and their shared mappings.
+//! - `memory`: the ring's mapping ([`RingMemory`]), created by the
 //!   supervisor and attached by the child from an inherited fd.
 //! - `wait`: spin-then-futex waiting on shared futex words.
 //! - `producer` / `consumer`: the two halves; the consumer validates every
@@ -18,19 +19,26 @@
 //! This is the only core crate with `unsafe`: each block states its local
 //! reason in a `// SAFETY:` line, and each Acquire names its Release.
 
+pub mod control;
 pub mod layout;
 pub mod record;
 
 mod consumer;
 mod error;
+#[cfg(not(loom))]
+mod futex_word;
 mod inherit;
 mod memory;
 mod producer;
+#[cfg(not(loom))]
+mod sealed;
 mod sync;
 mod wait;
 
 pub use consumer::{Consumer, ConsumerStats, Readiness, Record};
 pub use error::{CorruptField, ErrorKind, RingError};
+#[cfg(not(loom))]
+pub use futex_word::{SHARED_U32_WORDS, SHARED_U64_WORDS, SharedWords};
 pub use inherit::{CONTROL_FD, ChildFds, RING_FD, take_inherited};
 pub use layout::{HEADER_BYTES, LAYOUT_VERSION, MAGIC, MAX_CAPACITY, MIN_CAPACITY};
 pub use memory::{RingConfig, RingMemory};

@@ -1,13 +1,20 @@
 //! The shared mapping behind a ring: an unnamed, sealed memfd mapped
 //! `MAP_SHARED`, created by the supervisor and attached by the child.
 
+#[cfg(not(loom))]
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::AtomicBool;
 
-use crate::error::{CorruptField, RingError};
-use crate::layout::{self, HEADER_BYTES, MAGIC, RingHeader, state};
+#[cfg(not(loom))]
+use crate::error::CorruptField;
+use crate::error::RingError;
+#[cfg(not(loom))]
+use crate::layout::MAGIC;
+use crate::layout::{self, HEADER_BYTES, RingHeader, state};
 use crate::record::{RECORD_HEADER_BYTES, record_size};
-use crate::sync::Ordering;
+#[cfg(not(loom))]
+use crate::sealed;
+use crate::sync::{Ordering, fence};
 use crate::wait;
 
 /// Size and identity of a ring to create.
@@ -83,14 +90,17 @@ enum Backing {
     },
     #[cfg(loom)]
     Heap {
-        header: Box<RingHeader>,
-        data: Box<[std::cell::UnsafeCell<u8>]>,
+        /// Owns the header that `RingMemory::header` points into.
+        _header: Box<RingHeader>,
+        /// Owns the data area that `RingMemory::data` points into.
+        _data: Box<[std::cell::UnsafeCell<u8>]>,
     },
 }
 
 /// A mapped ring: header plus data area, shared by the two halves (each half
 /// holds an `Arc<RingMemory>`; the mapping lives until both are gone).
 pub struct RingMemory {
+    #[cfg_attr(loom, allow(dead_code))]
     backing: Backing,
     header: *const RingHeader,
     data: *mut u8,
@@ -125,19 +135,9 @@ impl RingMemory {
     /// sealed against shrinking and growing, mapped shared and prefaulted.
     #[cfg(not(loom))]
     pub fn create(config: &RingConfig) -> Result<Self, RingError> {
-        use rustix::fs::{self, MemfdFlags, SealFlags};
         config.validate()?;
         let total = (HEADER_BYTES + config.capacity) as u64;
-        let fd = fs::memfd_create(
-            c"ringworker-ring",
-            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-        )
-        .map_err(|e| RingError::os("memfd_create", e))?;
-        fs::ftruncate(&fd, total).map_err(|e| RingError::os("ftruncate", e))?;
-        fs::fallocate(&fd, fs::FallocateFlags::empty(), 0, total)
-            .map_err(|e| RingError::os("fallocate", e))?;
-        fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
-            .map_err(|e| RingError::os("fcntl(F_ADD_SEALS)", e))?;
+        let fd = sealed::create(c"ringworker-ring", total)?;
         let memory = Self::map(fd, total as usize)?;
         memory.header().initialize(
             config.capacity as u64,
@@ -224,11 +224,7 @@ impl RingMemory {
 
     #[cfg(not(loom))]
     fn map(fd: OwnedFd, len: usize) -> Result<Self, RingError> {
-        let map = memmap2::MmapOptions::new()
-            .len(len)
-            .populate()
-            .map_raw(&fd)
-            .map_err(|e| RingError::os("mmap", e))?;
+        let map = sealed::map(&fd, len)?;
         let base = map.as_mut_ptr();
         // SAFETY: `len >= HEADER_BYTES` (checked by both callers), so the data
         // area starts inside the mapping.
@@ -260,7 +256,10 @@ impl RingMemory {
         let header_ptr: *const RingHeader = &*header;
         let data_ptr = data.as_ptr() as *mut u8;
         Ok(RingMemory {
-            backing: Backing::Heap { header, data },
+            backing: Backing::Heap {
+                _header: header,
+                _data: data,
+            },
             header: header_ptr,
             data: data_ptr,
             capacity: config.capacity as u64,
@@ -381,6 +380,10 @@ impl RingMemory {
     /// which then returns [`Readiness::Woken`](crate::Readiness::Woken) if no
     /// data arrived. Used by a watchdog to interrupt a waiting reader.
     pub fn wake_consumer(&self) {
+        // Orders the caller's earlier stores (state, cancel word) before
+        // the reset of the sleep word; pairs with the fence the sleeper
+        // issues between announcing itself and re-checking.
+        fence(Ordering::SeqCst);
         let word = &self.header().consumer_sleep.sleeping;
         word.store(0, Ordering::Relaxed);
         wait::futex_wake(word);
@@ -388,9 +391,38 @@ impl RingMemory {
 
     /// Wakes a producer sleeping on a full ring.
     pub fn wake_producer(&self) {
+        // Orders the caller's earlier stores (state, cancel word) before
+        // the reset of the sleep word; pairs with the fence the sleeper
+        // issues between announcing itself and re-checking.
+        fence(Ordering::SeqCst);
         let word = &self.header().producer_sleep.sleeping;
         word.store(0, Ordering::Relaxed);
         wait::futex_wake(word);
+    }
+
+    /// Overwrites bytes of the mapping at `offset` (from the start of the
+    /// header) without any protocol: fault injection for tests and the
+    /// worker's scribble faults. Bounds-checked; never used by the halves.
+    #[doc(hidden)]
+    #[cfg(not(loom))]
+    pub fn debug_write_bytes(&self, offset: usize, bytes: &[u8]) -> Result<(), RingError> {
+        let end = offset.checked_add(bytes.len());
+        if end.is_none_or(|end| end > self.mapped_bytes()) {
+            return Err(RingError::InvalidConfig {
+                reason: format!(
+                    "write of {} bytes at {offset} is outside the mapping",
+                    bytes.len()
+                ),
+            });
+        }
+        let base = self.header.cast::<u8>().cast_mut();
+        for (i, &byte) in bytes.iter().enumerate() {
+            // SAFETY: `offset + i < mapped_bytes()` (checked above), so the
+            // write stays inside the live mapping; a volatile byte store is
+            // the same kind of racy-but-bounded write a hostile peer makes.
+            unsafe { base.add(offset + i).write_volatile(byte) };
+        }
+        Ok(())
     }
 
     pub(crate) fn claim(&self, producer: bool) -> Result<(), RingError> {

@@ -1,0 +1,337 @@
+//! The control channel: a socketpair on [`CONTROL_FD`](crate::CONTROL_FD),
+//! never the child's stdout, carrying length-prefixed JSON frames.
+//!
+//! Only the handshake and requests travel here. Everything a child says about
+//! a request (rows, progress, diagnostics, the end marker with its summary or
+//! error) goes through the ring, so it is ordered in one place.
+//!
+//! Frame: a 4-byte little-endian length, then that many bytes of JSON. The
+//! length is checked against a hard cap before any buffer is allocated.
+
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Version of the control protocol and of the payloads of ring records it
+/// defines. A child that speaks another version is refused at handshake.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest control frame either side accepts.
+pub const MAX_FRAME_BYTES: usize = 1 << 20;
+
+/// Environment variable through which a supervisor tells the child the
+/// generation of its ring (checked on attach).
+pub const ENV_GENERATION: &str = "RINGWORKER_GENERATION";
+
+/// Environment variable holding the supervisor's pid, which the child
+/// re-checks after registering for the parent-death signal.
+pub const ENV_PARENT_PID: &str = "RINGWORKER_PARENT_PID";
+
+/// A command a worker offers, as announced in its handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandInfo {
+    /// Name used in requests.
+    pub name: String,
+    /// One line for humans.
+    pub description: String,
+}
+
+/// The child's first frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`PROTOCOL_VERSION`] of the child's build.
+    pub protocol: u32,
+    /// Worker name.
+    pub worker: String,
+    /// Worker version.
+    pub version: String,
+    /// Generation read from the ring the child attached to.
+    pub generation: u64,
+    /// The child's pid as it sees itself.
+    pub pid: u32,
+    /// Commands the worker serves.
+    pub commands: Vec<CommandInfo>,
+}
+
+/// Frames from child to supervisor (externally tagged: `{"hello": {..}}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildFrame {
+    /// The handshake.
+    Hello(Hello),
+    /// The child could not start serving (e.g. its ring would not attach).
+    Fatal {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// A request as sent to the child.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestFrame {
+    /// Request id, unique per worker; every record of the request carries it.
+    pub id: u64,
+    /// Command name.
+    pub command: String,
+    /// The command's arguments, JSON, decoded by the command itself.
+    pub args: Box<RawValue>,
+}
+
+/// Frames from supervisor to child (externally tagged, because an
+/// internally tagged enum cannot carry the raw JSON arguments).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParentFrame {
+    /// Run a command.
+    Request(RequestFrame),
+    /// Finish and exit cleanly.
+    Shutdown,
+}
+
+/// Payload of a [`RecordKind::End`](crate::RecordKind::End) record: how the
+/// request ended, written by the child runtime after the request's last row.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndPayload {
+    /// The command succeeded with this summary (JSON).
+    Ok(Box<RawValue>),
+    /// The command failed.
+    Err(WorkerFailure),
+}
+
+/// A command's typed failure, as the child reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerFailure {
+    /// Machine-readable code (`bad_request`, `unknown_command`, `cancelled`,
+    /// or the command's own).
+    pub code: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+/// Payload of a [`RecordKind::Progress`](crate::RecordKind::Progress) record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Units done so far.
+    pub done: u64,
+    /// Units expected in total, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// What is being done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Severity of a [`Diagnostic`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Detail.
+    Debug,
+    /// Information.
+    Info,
+    /// Something looks wrong but work goes on.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+/// Payload of a [`RecordKind::Diagnostic`](crate::RecordKind::Diagnostic) record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnostic {
+    /// Severity.
+    pub level: Level,
+    /// The message.
+    pub message: String,
+}
+
+/// Failures reading or writing control frames.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The peer closed the channel at a frame boundary.
+    #[error("control channel closed")]
+    Closed,
+    /// A length prefix above the cap (nothing was allocated for it).
+    #[error("control frame of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge {
+        /// The announced length.
+        len: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// The channel ended or failed in the middle of a frame, or timed out.
+    #[error("control channel I/O failed: {source}")]
+    Io {
+        /// The I/O error (`TimedOut`/`WouldBlock` on a read timeout).
+        #[source]
+        source: io::Error,
+    },
+    /// A frame's bytes are not the expected JSON message.
+    #[error("malformed control frame: {source}")]
+    Malformed {
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl FrameError {
+    /// True if the error is a read timeout (the peer said nothing in time).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, FrameError::Io { source } if matches!(source.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock))
+    }
+}
+
+/// Writes one frame.
+pub fn write_frame<W: Write, T: Serialize>(writer: &mut W, message: &T) -> Result<(), FrameError> {
+    let body = serde_json::to_vec(message).map_err(|source| FrameError::Malformed { source })?;
+    if body.len() > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge {
+            len: body.len(),
+            max: MAX_FRAME_BYTES,
+        });
+    }
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&body);
+    writer
+        .write_all(&frame)
+        .and_then(|()| writer.flush())
+        .map_err(|source| FrameError::Io { source })
+}
+
+/// Reads one frame of at most `max` bytes into `T`.
+pub fn read_frame<R: Read, T: for<'de> Deserialize<'de>>(
+    reader: &mut R,
+    max: usize,
+) -> Result<T, FrameError> {
+    let mut prefix = [0u8; 4];
+    let mut got = 0;
+    while got < prefix.len() {
+        match reader.read(&mut prefix[got..]) {
+            Ok(0) if got == 0 => return Err(FrameError::Closed),
+            Ok(0) => {
+                return Err(FrameError::Io {
+                    source: io::ErrorKind::UnexpectedEof.into(),
+                });
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => return Err(FrameError::Io { source }),
+        }
+    }
+    let len = u32::from_le_bytes(prefix) as usize;
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    let mut body = vec![0u8; len];
+    reader
+        .read_exact(&mut body)
+        .map_err(|source| FrameError::Io { source })?;
+    serde_json::from_slice(&body).map_err(|source| FrameError::Malformed { source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let hello = ChildFrame::Hello(Hello {
+            protocol: PROTOCOL_VERSION,
+            worker: "w".into(),
+            version: "1".into(),
+            generation: 3,
+            pid: 42,
+            commands: vec![CommandInfo {
+                name: "echo".into(),
+                description: "echoes".into(),
+            }],
+        });
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &hello).unwrap();
+        write_frame(
+            &mut buf,
+            &ChildFrame::Fatal {
+                message: "x".into(),
+            },
+        )
+        .unwrap();
+        let mut r = &buf[..];
+        assert_eq!(
+            read_frame::<_, ChildFrame>(&mut r, MAX_FRAME_BYTES).unwrap(),
+            hello
+        );
+        assert!(matches!(
+            read_frame::<_, ChildFrame>(&mut r, MAX_FRAME_BYTES).unwrap(),
+            ChildFrame::Fatal { .. }
+        ));
+        assert!(matches!(
+            read_frame::<_, ChildFrame>(&mut r, MAX_FRAME_BYTES),
+            Err(FrameError::Closed)
+        ));
+    }
+
+    #[test]
+    fn requests_carry_raw_arguments() {
+        let request = ParentFrame::Request(RequestFrame {
+            id: 9,
+            command: "synthetic".into(),
+            args: serde_json::value::to_raw_value(&serde_json::json!({"rows": 3})).unwrap(),
+        });
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &request).unwrap();
+        write_frame(&mut buf, &ParentFrame::Shutdown).unwrap();
+        let mut r = &buf[..];
+        match read_frame::<_, ParentFrame>(&mut r, MAX_FRAME_BYTES).unwrap() {
+            ParentFrame::Request(frame) => {
+                assert_eq!((frame.id, frame.command.as_str()), (9, "synthetic"));
+                assert_eq!(frame.args.get(), r#"{"rows":3}"#);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            read_frame::<_, ParentFrame>(&mut r, MAX_FRAME_BYTES).unwrap(),
+            ParentFrame::Shutdown
+        ));
+    }
+
+    #[test]
+    fn oversized_prefix_is_rejected_before_allocation() {
+        let bytes = u32::MAX.to_le_bytes();
+        let err = read_frame::<_, ChildFrame>(&mut &bytes[..], MAX_FRAME_BYTES).unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { len, .. } if len == u32::MAX as usize));
+    }
+
+    #[test]
+    fn truncated_and_garbage_frames_are_typed_errors() {
+        let mut buf = 10u32.to_le_bytes().to_vec();
+        buf.extend_from_slice(b"{\"ty");
+        assert!(matches!(
+            read_frame::<_, ChildFrame>(&mut &buf[..], MAX_FRAME_BYTES),
+            Err(FrameError::Io { .. })
+        ));
+        let mut buf = 5u32.to_le_bytes().to_vec();
+        buf.extend_from_slice(b"hello");
+        assert!(matches!(
+            read_frame::<_, ChildFrame>(&mut &buf[..], MAX_FRAME_BYTES),
+            Err(FrameError::Malformed { .. })
+        ));
+        assert!(matches!(
+            read_frame::<_, ChildFrame>(&mut &[1u8, 0][..], MAX_FRAME_BYTES),
+            Err(FrameError::Io { .. })
+        ));
+    }
+
+    #[test]
+    fn end_payload_shapes() {
+        let ok: EndPayload = serde_json::from_str(r#"{"ok":{"rows":3}}"#).unwrap();
+        assert!(matches!(ok, EndPayload::Ok(raw) if raw.get() == r#"{"rows":3}"#));
+        let err: EndPayload =
+            serde_json::from_str(r#"{"err":{"code":"bad_request","message":"m"}}"#).unwrap();
+        assert!(
+            matches!(err, EndPayload::Err(WorkerFailure { code, .. }) if code == "bad_request")
+        );
+    }
+}
