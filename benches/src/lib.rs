@@ -1,0 +1,23 @@
+//! `ringworker-benches`: the pieces of `ringbench` (and the criterion benches),
+//! which measure the shared-memory ring side by side with the design it
+//! replaces (4-byte big-endian length + serde_json frames over a pipe).
+//!
+//! - [`checksum`]: the checksum both sides compute over every payload byte.
+//! - [`rows`]: the payloads (JSON string literals, fixed or mixed sizes).
+//! - [`child`]: re-executing this binary as a producer child, reaping it.
+//! - [`ring_case`]: throughput over the ring.
+//! - [`baseline`]: throughput over the pipe + JSON baseline.
+//! - [`e2e`]: throughput through the public `Worker::stream` API.
+//! - [`latency`]: idle CPU, ring wake-up vs bare futex wake-up latency.
+//! - [`report`]: the table, JSON lines and targets.
+
+#![forbid(unsafe_code)]
+
+pub mod baseline;
+pub mod checksum;
+pub mod child;
+pub mod e2e;
+pub mod latency;
+pub mod report;
+pub mod ring_case;
+pub mod rows;

@@ -1,0 +1,323 @@
+//! Results: the human table, one JSON object per line, and the targets.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+/// One throughput case: the ring, the baseline (and its borrowed-payload
+/// variant) and, for some sizes, the end-to-end `Worker::stream` path, run
+/// interleaved so that run `i` of each saw the same machine.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    /// Case name (`100B`, `1KiB`, `4KiB`, `mixed`, `custom`).
+    pub case: String,
+    /// Payload size (the mean for mixed sizes).
+    pub row_bytes: f64,
+    /// Ring rows per run.
+    pub rows: u64,
+    /// Ring rows/s of each repetition.
+    pub ring_rows_per_s: Vec<f64>,
+    /// Ring payload bytes/s of each repetition.
+    pub ring_bytes_per_s: Vec<f64>,
+    /// Baseline rows per run.
+    pub baseline_rows: u64,
+    /// Baseline (owned payload) rows/s of each repetition.
+    pub baseline_rows_per_s: Vec<f64>,
+    /// Baseline (owned payload) payload bytes/s of each repetition.
+    pub baseline_bytes_per_s: Vec<f64>,
+    /// Baseline with borrowed payloads, rows/s of each repetition.
+    pub borrowed_rows_per_s: Vec<f64>,
+    /// End-to-end `Worker::stream` rows/s of each repetition (empty: not run).
+    pub e2e_rows_per_s: Vec<f64>,
+}
+
+/// Largest value of `v` (NaN if empty).
+pub fn best(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::NAN, f64::max)
+}
+
+/// Median of `v` (NaN if empty).
+pub fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// Median over `i` of `a[i] / b[i]`: runs `i` were taken back to back, so
+/// each ratio compares two measurements of the same machine state.
+pub fn pairwise_ratio(a: &[f64], b: &[f64]) -> f64 {
+    let ratios: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+    median(&ratios)
+}
+
+/// Figures are medians over the repetitions and ratios are medians of the
+/// pairwise ratios; best-of figures are in the JSON next to them.
+impl CaseResult {
+    /// Median ring rows/s.
+    pub fn rows_per_s(&self) -> f64 {
+        median(&self.ring_rows_per_s)
+    }
+
+    /// Median ring payload bytes/s.
+    pub fn bytes_per_s(&self) -> f64 {
+        median(&self.ring_bytes_per_s)
+    }
+
+    /// Median baseline rows/s.
+    pub fn baseline_rows_per_s(&self) -> f64 {
+        median(&self.baseline_rows_per_s)
+    }
+
+    /// Median baseline payload bytes/s.
+    pub fn baseline_bytes_per_s(&self) -> f64 {
+        median(&self.baseline_bytes_per_s)
+    }
+
+    /// Ring over baseline rows/s (median of pairwise ratios).
+    pub fn ratio(&self) -> f64 {
+        pairwise_ratio(&self.ring_rows_per_s, &self.baseline_rows_per_s)
+    }
+
+    /// Ring over the borrowed-payload baseline (median of pairwise ratios).
+    pub fn borrowed_ratio(&self) -> f64 {
+        pairwise_ratio(&self.ring_rows_per_s, &self.borrowed_rows_per_s)
+    }
+
+    /// End-to-end over baseline rows/s (median of pairwise ratios), if run.
+    pub fn e2e_ratio(&self) -> Option<f64> {
+        (!self.e2e_rows_per_s.is_empty())
+            .then(|| pairwise_ratio(&self.e2e_rows_per_s, &self.baseline_rows_per_s))
+    }
+
+    /// The case as one JSON object.
+    pub fn to_json(&self) -> Value {
+        let reps = |v: &[f64]| v.iter().map(|x| x.round()).collect::<Vec<_>>();
+        let mut obj = json!({
+            "case": self.case,
+            "row_bytes": round(self.row_bytes, 1),
+            "rows_per_s": self.rows_per_s().round(),
+            "bytes_per_s": self.bytes_per_s().round(),
+            "gb_per_s": round(self.bytes_per_s() / 1e9, 3),
+            "baseline_rows_per_s": self.baseline_rows_per_s().round(),
+            "baseline_bytes_per_s": self.baseline_bytes_per_s().round(),
+            "ratio": round(self.ratio(), 2),
+            "baseline_borrowed_rows_per_s": median(&self.borrowed_rows_per_s).round(),
+            "ratio_vs_borrowed": round(self.borrowed_ratio(), 2),
+            "stat": format!("median of {} interleaved runs; ratio = median of pairwise ratios", self.ring_rows_per_s.len()),
+            "rows_per_s_best": best(&self.ring_rows_per_s).round(),
+            "baseline_rows_per_s_best": best(&self.baseline_rows_per_s).round(),
+            "rows": self.rows,
+            "baseline_rows": self.baseline_rows,
+            "rows_per_s_reps": reps(&self.ring_rows_per_s),
+            "baseline_rows_per_s_reps": reps(&self.baseline_rows_per_s),
+            "baseline_borrowed_rows_per_s_reps": reps(&self.borrowed_rows_per_s),
+        });
+        if let Some(e2e_ratio) = self.e2e_ratio() {
+            obj["e2e_rows_per_s"] = json!(median(&self.e2e_rows_per_s).round());
+            obj["e2e_ratio"] = json!(round(e2e_ratio, 2));
+            obj["e2e_rows_per_s_reps"] = json!(reps(&self.e2e_rows_per_s));
+        }
+        obj
+    }
+}
+
+/// Idle CPU and wake-up latency measurements.
+#[derive(Debug, Clone, Copy)]
+pub struct LatencyResult {
+    /// Wake-up samples per mechanism.
+    pub samples: usize,
+    /// Ring wake-up p50 in µs.
+    pub wake_p50_us: f64,
+    /// Ring wake-up p99 in µs.
+    pub wake_p99_us: f64,
+    /// Bare futex p50 in µs.
+    pub futex_p50_us: f64,
+    /// Bare futex p99 in µs.
+    pub futex_p99_us: f64,
+}
+
+/// One target and whether it was met.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// What is required.
+    pub name: String,
+    /// What was measured, human readable.
+    pub measured: String,
+    /// Whether it is met.
+    pub pass: bool,
+}
+
+/// Checks the issue's targets against whatever was measured (targets whose
+/// case did not run are left out).
+pub fn targets(
+    cases: &[CaseResult],
+    idle_cpu_pct: Option<f64>,
+    wake: Option<&LatencyResult>,
+) -> Vec<Target> {
+    let mut out = Vec::new();
+    let find = |name: &str| cases.iter().find(|c| c.case == name);
+    if let Some(c) = find("100B") {
+        out.push(Target {
+            name: "100B rows/s >= 50x baseline".into(),
+            measured: format!("{:.1}x", c.ratio()),
+            pass: c.ratio() >= 50.0,
+        });
+    }
+    if let Some(c) = find("4KiB") {
+        let gbs = c.bytes_per_s() / 1e9;
+        out.push(Target {
+            name: "4KiB >= 10 GB/s".into(),
+            measured: format!("{gbs:.2} GB/s"),
+            pass: gbs >= 10.0,
+        });
+        out.push(Target {
+            name: "4KiB rows/s >= 8x baseline".into(),
+            measured: format!("{:.1}x", c.ratio()),
+            pass: c.ratio() >= 8.0,
+        });
+    }
+    if let Some(e2e) = find("100B").and_then(CaseResult::e2e_ratio) {
+        out.push(Target {
+            name: "e2e 100B rows/s >= 25x baseline".into(),
+            measured: format!("{e2e:.1}x"),
+            pass: e2e >= 25.0,
+        });
+    }
+    if let Some(pct) = idle_cpu_pct {
+        out.push(Target {
+            name: "idle consumer < 1% of a core".into(),
+            measured: format!("{pct:.3}%"),
+            pass: pct < 1.0,
+        });
+    }
+    if let Some(w) = wake {
+        out.push(Target {
+            name: "wake p50 <= 1.5x futex p50".into(),
+            measured: format!("{:.1} vs {:.1} us", w.wake_p50_us, w.futex_p50_us),
+            pass: w.wake_p50_us <= 1.5 * w.futex_p50_us,
+        });
+        out.push(Target {
+            name: "wake p99 <= 2x futex p99".into(),
+            measured: format!("{:.1} vs {:.1} us", w.wake_p99_us, w.futex_p99_us),
+            pass: w.wake_p99_us <= 2.0 * w.futex_p99_us,
+        });
+    }
+    out
+}
+
+/// The JSON objects for idle, wake and the summary.
+pub fn extra_json(
+    idle_cpu_pct: Option<f64>,
+    wake: Option<&LatencyResult>,
+    targets: &[Target],
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    if let Some(pct) = idle_cpu_pct {
+        out.push(json!({"case": "idle", "idle_cpu_pct": round(pct, 4), "wait_s": 2}));
+    }
+    if let Some(w) = wake {
+        out.push(json!({
+            "case": "wake",
+            "samples": w.samples,
+            "wake_p50_us": round(w.wake_p50_us, 2),
+            "wake_p99_us": round(w.wake_p99_us, 2),
+            "futex_p50_us": round(w.futex_p50_us, 2),
+            "futex_p99_us": round(w.futex_p99_us, 2),
+        }));
+    }
+    out.push(json!({
+        "case": "summary",
+        "all_targets_met": targets.iter().all(|t| t.pass),
+        "targets": targets.iter().map(|t| json!({
+            "target": t.name, "measured": t.measured, "pass": t.pass,
+        })).collect::<Vec<_>>(),
+    }));
+    out
+}
+
+/// The human-readable report.
+pub fn table(
+    cases: &[CaseResult],
+    idle_cpu_pct: Option<f64>,
+    wake: Option<&LatencyResult>,
+    targets: &[Target],
+) -> String {
+    let mut s = String::new();
+    if !cases.is_empty() {
+        let _ = writeln!(
+            s,
+            "{:<7} {:>6} {:>12} {:>6} {:>12} {:>6} {:>7} {:>12} {:>8} {:>12} {:>7}",
+            "case",
+            "bytes",
+            "ring rows/s",
+            "GB/s",
+            "base rows/s",
+            "GB/s",
+            "ratio",
+            "borrowed r/s",
+            "vs borr",
+            "e2e rows/s",
+            "e2e x"
+        );
+        for c in cases {
+            let (e2e, e2e_ratio) = match c.e2e_ratio() {
+                Some(r) => (
+                    format!("{:.0}", median(&c.e2e_rows_per_s)),
+                    format!("{r:.1}x"),
+                ),
+                None => ("-".into(), "-".into()),
+            };
+            let _ = writeln!(
+                s,
+                "{:<7} {:>6.0} {:>12.0} {:>6.2} {:>12.0} {:>6.2} {:>6.1}x {:>12.0} {:>7.1}x {:>12} {:>7}",
+                c.case,
+                c.row_bytes,
+                c.rows_per_s(),
+                c.bytes_per_s() / 1e9,
+                c.baseline_rows_per_s(),
+                c.baseline_bytes_per_s() / 1e9,
+                c.ratio(),
+                median(&c.borrowed_rows_per_s),
+                c.borrowed_ratio(),
+                e2e,
+                e2e_ratio
+            );
+        }
+    }
+    if let Some(c) = cases.first() {
+        let _ = writeln!(
+            s,
+            "(medians of {} interleaved runs; ratios are medians of run-by-run ratios; baseline = \
+             owned Box<RawValue> rows, borrowed = &RawValue variant; e2e = Worker::stream + synthetic)",
+            c.ring_rows_per_s.len()
+        );
+    }
+    if let Some(pct) = idle_cpu_pct {
+        let _ = writeln!(s, "idle consumer (2 s wait): {pct:.3}% of one core");
+    }
+    if let Some(w) = wake {
+        let _ = writeln!(
+            s,
+            "wake-up ({} samples each): ring p50 {:.1} us p99 {:.1} us | bare futex p50 {:.1} us p99 {:.1} us",
+            w.samples, w.wake_p50_us, w.wake_p99_us, w.futex_p50_us, w.futex_p99_us
+        );
+    }
+    for t in targets {
+        let verdict = if t.pass { "PASS" } else { "MISS" };
+        let _ = writeln!(s, "{verdict}  {:<32} {}", t.name, t.measured);
+    }
+    s
+}
+
+fn round(v: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (v * f).round() / f
+}

@@ -1,0 +1,88 @@
+//! `ringbench` end to end with tiny row counts: bad input is rejected with a
+//! message (no panic), and a small run of every part produces the JSON lines.
+
+use std::process::Command;
+
+fn ringbench(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ringbench"))
+        .args(args)
+        .output()
+        .expect("run ringbench")
+}
+
+#[test]
+fn zero_row_bytes_is_rejected_with_a_message() {
+    let out = ringbench(&["--row-bytes", "0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--row-bytes 0") && err.contains("too small"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn row_larger_than_the_ring_allows_is_rejected() {
+    let out = ringbench(&["--row-bytes", "600", "--capacity", "4096"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("maximum record payload is 496 B"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_capacity_and_unknown_case_are_rejected() {
+    for args in [
+        &["--capacity", "5000"][..],
+        &["--cases", "nope"][..],
+        &["--cases", "custom"][..],
+    ] {
+        let out = ringbench(args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("error:") && !err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn tiny_run_of_every_part_reports_json() {
+    let out = ringbench(&[
+        "--json",
+        "--cases",
+        "100B,mixed,custom,wake",
+        "--row-bytes",
+        "333",
+        "--rows",
+        "20000",
+        "--baseline-rows",
+        "2000",
+        "--reps",
+        "1",
+        "--wake-samples",
+        "5",
+        "--capacity",
+        "65536",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let cases: Vec<&str> = lines.iter().map(|l| l["case"].as_str().unwrap()).collect();
+    assert_eq!(cases, ["100B", "mixed", "custom", "wake", "summary"]);
+    for l in &lines[..3] {
+        for key in [
+            "row_bytes",
+            "rows_per_s",
+            "bytes_per_s",
+            "baseline_rows_per_s",
+            "ratio",
+        ] {
+            assert!(l[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {l}");
+        }
+    }
+    assert_eq!(lines[2]["row_bytes"], 333.0);
+    assert!(lines[3]["wake_p50_us"].as_f64().is_some());
+}
