@@ -1,0 +1,18 @@
+//! The `ringworker-child` worker: the built-in commands (synthetic rows,
+//! echo, fault injection). Started by a ringworker supervisor, never by hand.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use ringworker_child::{Worker, builtins};
+
+fn main() -> ExitCode {
+    let worker = builtins::register(Worker::new("ringworker-child", env!("CARGO_PKG_VERSION")));
+    match worker.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ringworker-child: {err}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! `ringworker-child`: the worker side of ringworker.
+//!
+//! A worker is a process started by a ringworker supervisor with its ring's
+//! memfd on fd 3 and a control socket on fd 4. [`Worker`] turns any `main`
+//! into one: it attaches both, sends the handshake (protocol version, name,
+//! version, commands), then serves requests one at a time. A command gets a
+//! [`RowWriter`] that writes rows, progress and diagnostics into the ring in
+//! order, and the runtime closes every request with an end marker carrying
+//! the typed summary or [`CommandError`], after the request's last row.
+//!
+//! Layering: `registry` erases typed commands behind JSON, `writer` wraps the
+//! ring's producer for one request, `runtime` runs the loop. `builtins` holds
+//! the commands of the `ringworker-child` binary (synthetic rows, echo, fault
+//! injection) that benchmarks and the supervisor's tests run against.
+#![forbid(unsafe_code)]
+
+pub mod builtins;
+mod error;
+mod registry;
+mod runtime;
+mod writer;
+
+pub use error::{ChildError, CommandError, codes};
+pub use registry::Registry;
+pub use runtime::{PANIC_EXIT_CODE, Worker};
+pub use shm_proto::control::Level;
+pub use writer::{RowWriter, check_cancelled};

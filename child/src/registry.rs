@@ -1,0 +1,56 @@
+//! Commands by name, with their typed request and summary erased behind JSON.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use shm_proto::control::CommandInfo;
+
+use crate::error::{CommandError, codes};
+use crate::writer::RowWriter;
+
+type Handler = Box<dyn FnMut(&RawValue, &mut RowWriter<'_>) -> Result<Box<RawValue>, CommandError>>;
+
+/// The commands a worker serves.
+#[derive(Default)]
+pub struct Registry {
+    commands: Vec<(CommandInfo, Handler)>,
+}
+
+impl Registry {
+    /// Registers `handler` under `name`. Its request type is decoded from the
+    /// request's JSON arguments (a decode failure is a `bad_request` error)
+    /// and its summary is encoded into the end marker. A later registration
+    /// of the same name replaces the earlier one.
+    pub fn add<Req, Sum, F>(&mut self, name: &str, description: &str, mut handler: F)
+    where
+        Req: DeserializeOwned,
+        Sum: Serialize,
+        F: FnMut(Req, &mut RowWriter<'_>) -> Result<Sum, CommandError> + 'static,
+    {
+        let erased: Handler = Box::new(move |args, writer| {
+            let request: Req = serde_json::from_str(args.get())
+                .map_err(|e| CommandError::bad_request(format!("arguments do not decode: {e}")))?;
+            let summary = handler(request, writer)?;
+            serde_json::value::to_raw_value(&summary)
+                .map_err(|e| CommandError::new(codes::BAD_SUMMARY, e.to_string()))
+        });
+        let info = CommandInfo {
+            name: name.to_owned(),
+            description: description.to_owned(),
+        };
+        self.commands.retain(|(existing, _)| existing.name != name);
+        self.commands.push((info, erased));
+    }
+
+    /// What the handshake announces.
+    pub fn infos(&self) -> Vec<CommandInfo> {
+        self.commands.iter().map(|(info, _)| info.clone()).collect()
+    }
+
+    pub(crate) fn handler(&mut self, name: &str) -> Option<&mut Handler> {
+        self.commands
+            .iter_mut()
+            .find(|(info, _)| info.name == name)
+            .map(|(_, handler)| handler)
+    }
+}

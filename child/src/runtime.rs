@@ -1,0 +1,191 @@
+//! The request loop: attach, handshake, serve one request at a time.
+
+use std::os::unix::net::UnixStream;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use shm_proto::control::{
+    self, ChildFrame, ENV_GENERATION, ENV_PARENT_PID, EndPayload, Hello, MAX_FRAME_BYTES,
+    PROTOCOL_VERSION, ParentFrame, RequestFrame,
+};
+use shm_proto::{CONTROL_FD, Producer, RING_FD, RecordKind, RecordMeta, RingMemory};
+
+use crate::error::{ChildError, CommandError, codes};
+use crate::registry::Registry;
+use crate::writer::RowWriter;
+
+/// Exit code of a worker whose command panicked (after reporting it).
+pub const PANIC_EXIT_CODE: i32 = 101;
+
+/// A worker: a name, a version and its commands. Build it in `main`, then
+/// [`Worker::run`].
+pub struct Worker {
+    name: String,
+    version: String,
+    registry: Registry,
+    protocol: u32,
+}
+
+impl Worker {
+    /// A worker with no commands yet.
+    pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
+        Worker {
+            name: name.into(),
+            version: version.into(),
+            registry: Registry::default(),
+            protocol: PROTOCOL_VERSION,
+        }
+    }
+
+    /// Announces another protocol version in the handshake: for testing a
+    /// supervisor's version check only.
+    #[doc(hidden)]
+    pub fn announce_protocol(mut self, protocol: u32) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// Registers a command (see [`Registry::add`]).
+    pub fn command<Req, Sum, F>(mut self, name: &str, description: &str, handler: F) -> Self
+    where
+        Req: DeserializeOwned,
+        Sum: Serialize,
+        F: FnMut(Req, &mut RowWriter<'_>) -> Result<Sum, CommandError> + 'static,
+    {
+        self.registry.add(name, description, handler);
+        self
+    }
+
+    /// Runs as a child of a ringworker supervisor: guards against outliving
+    /// the parent, takes over the inherited ring and control fds, sends the
+    /// handshake and serves requests until the supervisor says shutdown or
+    /// closes the control channel.
+    pub fn run(self) -> Result<(), ChildError> {
+        guard_parent()?;
+        let ring = shm_proto::take_inherited(RING_FD).map_err(|source| ChildError::MissingFd {
+            fd: RING_FD,
+            source,
+        })?;
+        let control =
+            shm_proto::take_inherited(CONTROL_FD).map_err(|source| ChildError::MissingFd {
+                fd: CONTROL_FD,
+                source,
+            })?;
+        let mut control = UnixStream::from(control);
+        let generation = std::env::var(ENV_GENERATION)
+            .ok()
+            .and_then(|g| g.parse().ok());
+        let memory = match RingMemory::attach(ring, generation) {
+            Ok(memory) => Arc::new(memory),
+            Err(err) => {
+                let fatal = ChildFrame::Fatal {
+                    message: format!("cannot attach ring: {err}"),
+                };
+                let _ = control::write_frame(&mut control, &fatal);
+                return Err(err.into());
+            }
+        };
+        self.serve(memory, control)
+    }
+
+    /// Serves requests over an already attached ring and control channel.
+    pub fn serve(
+        mut self,
+        memory: Arc<RingMemory>,
+        mut control: UnixStream,
+    ) -> Result<(), ChildError> {
+        let mut producer = Producer::new(memory.clone())?;
+        let hello = ChildFrame::Hello(Hello {
+            protocol: self.protocol,
+            worker: self.name.clone(),
+            version: self.version.clone(),
+            generation: memory.generation(),
+            pid: std::process::id(),
+            commands: self.registry.infos(),
+        });
+        control::write_frame(&mut control, &hello)?;
+        loop {
+            match control::read_frame::<_, ParentFrame>(&mut control, MAX_FRAME_BYTES) {
+                Ok(ParentFrame::Request(request)) => self.handle(request, &mut producer)?,
+                Ok(ParentFrame::Shutdown) | Err(control::FrameError::Closed) => {
+                    producer.close();
+                    return Ok(());
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
+    fn handle(&mut self, request: RequestFrame, producer: &mut Producer) -> Result<(), ChildError> {
+        producer.beat();
+        let id = request.id;
+        let outcome = match self.registry.handler(&request.command) {
+            None => Err(CommandError::new(
+                codes::UNKNOWN_COMMAND,
+                format!("no command named {:?}", request.command),
+            )),
+            Some(handler) => {
+                let mut writer = RowWriter::new(producer, id);
+                match catch_unwind(AssertUnwindSafe(|| handler(&request.args, &mut writer))) {
+                    Ok(outcome) => outcome,
+                    Err(panic) => {
+                        let message = panic_message(&*panic);
+                        let failure = CommandError::new(codes::PANIC, message);
+                        // Best effort: the worker's state is suspect after a
+                        // panic, so it reports and exits instead of serving on.
+                        let _ = write_end(producer, id, Err(failure));
+                        producer.flush();
+                        std::process::exit(PANIC_EXIT_CODE);
+                    }
+                }
+            }
+        };
+        write_end(producer, id, outcome)?;
+        producer.flush();
+        Ok(())
+    }
+}
+
+fn write_end(
+    producer: &mut Producer,
+    request: u64,
+    outcome: Result<Box<serde_json::value::RawValue>, CommandError>,
+) -> Result<(), ChildError> {
+    let (payload, flags) = match outcome {
+        Ok(summary) => (EndPayload::Ok(summary), 0),
+        Err(err) => (EndPayload::Err(err.into_failure()), 1),
+    };
+    let mut meta = RecordMeta::of_kind(RecordKind::End, request);
+    meta.flags = flags;
+    producer.push_json(meta, &payload)?;
+    Ok(())
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "command panicked".to_owned()
+    }
+}
+
+/// Asks for SIGKILL when the parent dies, then checks the parent is still
+/// the supervisor that started us (it may have died before the request).
+fn guard_parent() -> Result<(), ChildError> {
+    let Some(expected) = std::env::var(ENV_PARENT_PID)
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+    else {
+        return Ok(());
+    };
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    let parent = rustix::process::getppid().map(|p| p.as_raw_nonzero().get() as u32);
+    if parent != Some(expected) {
+        return Err(ChildError::Orphaned { expected });
+    }
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! The row writer a command gets: rows, progress and diagnostics, all ordered
+//! in the request's ring, plus cancellation and heartbeat.
+
+use serde::Serialize;
+use shm_proto::control::{Diagnostic, Level, Progress};
+use shm_proto::{Producer, RecordKind, RecordMeta, Slot};
+
+use crate::error::CommandError;
+
+/// Writes the records of one request. Every method that writes returns a
+/// [`CommandError`] a command can pass on with `?` (cancellation while
+/// blocked on a full ring included).
+pub struct RowWriter<'a> {
+    producer: &'a mut Producer,
+    request: u64,
+    rows: u64,
+    bytes: u64,
+}
+
+impl<'a> RowWriter<'a> {
+    pub(crate) fn new(producer: &'a mut Producer, request: u64) -> Self {
+        RowWriter {
+            producer,
+            request,
+            rows: 0,
+            bytes: 0,
+        }
+    }
+
+    /// The id of the request being served.
+    pub fn request(&self) -> u64 {
+        self.request
+    }
+
+    /// Rows written so far in this request.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Payload bytes written so far in this request.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Largest row payload the ring accepts.
+    pub fn max_row(&self) -> usize {
+        self.producer.max_payload()
+    }
+
+    /// Copies `payload` into a row on `stream`.
+    #[inline]
+    pub fn row(&mut self, stream: u16, payload: &[u8]) -> Result<(), CommandError> {
+        self.producer
+            .push(RecordMeta::data(self.request, stream), payload)?;
+        self.count(payload.len());
+        Ok(())
+    }
+
+    /// Reserves `len` bytes for a row on `stream`, to be filled in place and
+    /// committed with [`Slot::commit`] / [`Slot::commit_len`]. Counted as one
+    /// row of `len` bytes.
+    #[inline]
+    pub fn reserve(&mut self, stream: u16, len: usize) -> Result<Slot<'_>, CommandError> {
+        self.rows += 1;
+        self.bytes += len as u64;
+        Ok(self
+            .producer
+            .reserve(RecordMeta::data(self.request, stream), len)?)
+    }
+
+    /// Serializes `value` as JSON straight into a row on `stream`.
+    #[inline]
+    pub fn json<T: Serialize + ?Sized>(
+        &mut self,
+        stream: u16,
+        value: &T,
+    ) -> Result<(), CommandError> {
+        let len = self
+            .producer
+            .push_json(RecordMeta::data(self.request, stream), value)?;
+        self.count(len);
+        Ok(())
+    }
+
+    /// Reports progress, ordered after the rows written so far.
+    pub fn progress(
+        &mut self,
+        done: u64,
+        total: Option<u64>,
+        message: Option<&str>,
+    ) -> Result<(), CommandError> {
+        let progress = Progress {
+            done,
+            total,
+            message: message.map(str::to_owned),
+        };
+        self.producer.push_json(
+            RecordMeta::of_kind(RecordKind::Progress, self.request),
+            &progress,
+        )?;
+        self.producer.flush();
+        self.producer.beat();
+        Ok(())
+    }
+
+    /// Sends a diagnostic message, ordered after the rows written so far.
+    pub fn diagnostic(&mut self, level: Level, message: &str) -> Result<(), CommandError> {
+        let diagnostic = Diagnostic {
+            level,
+            message: message.to_owned(),
+        };
+        self.producer.push_json(
+            RecordMeta::of_kind(RecordKind::Diagnostic, self.request),
+            &diagnostic,
+        )?;
+        self.producer.flush();
+        Ok(())
+    }
+
+    /// True once the supervisor has asked to cancel this request. One load
+    /// from shared memory plus a heartbeat store; no syscall. Calling it
+    /// counts as a sign of life.
+    #[inline]
+    pub fn is_cancelled(&self) -> bool {
+        self.producer.beat();
+        self.producer.is_cancelled(self.request)
+    }
+
+    /// Tells the supervisor this worker is alive (busy, not hung), and makes
+    /// the rows written so far visible.
+    pub fn beat(&mut self) {
+        self.producer.beat();
+        self.producer.flush();
+    }
+
+    /// Makes the rows written so far visible to the supervisor now instead of
+    /// at the next batch boundary.
+    pub fn flush(&mut self) {
+        self.producer.flush();
+    }
+
+    /// The ring itself, for fault injection (scribbling over shared memory).
+    #[doc(hidden)]
+    pub fn ring_memory(&self) -> &std::sync::Arc<shm_proto::RingMemory> {
+        self.producer.memory()
+    }
+
+    #[inline]
+    fn count(&mut self, len: usize) {
+        self.rows += 1;
+        self.bytes += len as u64;
+    }
+}
+
+/// Aborts a command with [`CommandError::cancelled`] if the request was cancelled.
+pub fn check_cancelled(writer: &RowWriter<'_>) -> Result<(), CommandError> {
+    if writer.is_cancelled() {
+        Err(CommandError::cancelled())
+    } else {
+        Ok(())
+    }
+}

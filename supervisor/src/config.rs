@@ -1,0 +1,107 @@
+//! How to start a worker and how long to wait for it.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything [`Worker::spawn`](crate::Worker::spawn) needs. Build with
+/// [`WorkerConfig::new`] and the `with_*` methods.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Executable of the worker.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+    /// Extra environment variables (the supervisor's environment is inherited).
+    pub env: Vec<(OsString, OsString)>,
+    /// Working directory, if not the supervisor's.
+    pub cwd: Option<PathBuf>,
+    /// Ring data capacity in bytes (a power of two).
+    pub ring_capacity: usize,
+    /// Largest row payload in bytes; at most `ring_capacity / 8 - 16`.
+    pub max_row: usize,
+    /// How long a new child may take to send its handshake.
+    pub startup_timeout: Duration,
+    /// Default deadline of a request (none: unbounded).
+    pub request_timeout: Option<Duration>,
+    /// A running request whose child shows no heartbeat and delivers nothing
+    /// for this long is declared hung and killed (none: never).
+    pub hang_timeout: Option<Duration>,
+    /// How long a cancelled request may take to end before its child is killed.
+    pub cancel_grace: Duration,
+    /// Bytes of the child's stdout and of its stderr kept for error reports.
+    pub output_tail_bytes: usize,
+}
+
+impl WorkerConfig {
+    /// Defaults: 4 MiB ring, 256 KiB rows, 10 s startup, no request
+    /// deadline, 30 s hang detection, 2 s cancel grace, 64 KiB output tails.
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        WorkerConfig {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: None,
+            ring_capacity: 4 << 20,
+            max_row: 256 << 10,
+            startup_timeout: Duration::from_secs(10),
+            request_timeout: None,
+            hang_timeout: Some(Duration::from_secs(30)),
+            cancel_grace: Duration::from_secs(2),
+            output_tail_bytes: 64 << 10,
+        }
+    }
+
+    /// Appends arguments.
+    pub fn with_args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds an environment variable.
+    pub fn with_env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets the working directory.
+    pub fn with_cwd(mut self, cwd: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(cwd.into());
+        self
+    }
+
+    /// Sets the ring capacity and the largest row.
+    pub fn with_ring(mut self, capacity: usize, max_row: usize) -> Self {
+        self.ring_capacity = capacity;
+        self.max_row = max_row;
+        self
+    }
+
+    /// Sets the startup (handshake) timeout.
+    pub fn with_startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = timeout;
+        self
+    }
+
+    /// Sets the default request deadline.
+    pub fn with_request_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets hang detection.
+    pub fn with_hang_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.hang_timeout = timeout;
+        self
+    }
+
+    /// Sets the cancel grace period.
+    pub fn with_cancel_grace(mut self, grace: Duration) -> Self {
+        self.cancel_grace = grace;
+        self
+    }
+}

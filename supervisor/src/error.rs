@@ -1,0 +1,290 @@
+//! The supervisor's error type: one variant per failure class, each with the
+//! facts a caller needs (rows delivered before the failure, exit status,
+//! the child's last output), and [`ErrorKind`] to classify them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use shm_proto::RingError;
+use shm_proto::control::FrameError;
+
+/// The last bytes a child wrote to stdout and stderr before it failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputTail {
+    /// End of stdout (lossy UTF-8).
+    pub stdout: String,
+    /// End of stderr (lossy UTF-8).
+    pub stderr: String,
+}
+
+impl std::fmt::Display for OutputTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stderr = self.stderr.trim_end();
+        if stderr.is_empty() {
+            return Ok(());
+        }
+        let last: Vec<&str> = stderr.lines().rev().take(5).collect();
+        write!(f, "; stderr ends: ")?;
+        for (i, line) in last.iter().rev().enumerate() {
+            if i > 0 {
+                write!(f, " | ")?;
+            }
+            write!(f, "{}", line.chars().take(200).collect::<String>())?;
+        }
+        Ok(())
+    }
+}
+
+/// A failed supervisor operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration cannot work (ring geometry, empty program, ...).
+    #[error("invalid worker configuration: {reason}")]
+    Config {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The ring could not be created (memory, fds).
+    #[error("cannot create the ring: {source}")]
+    RingSetup {
+        /// The ring's error.
+        #[source]
+        source: RingError,
+    },
+    /// The child process could not be started.
+    #[error("cannot start worker {program:?}: {source}")]
+    Spawn {
+        /// The executable.
+        program: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The child sent no handshake within the startup timeout.
+    #[error("worker sent no handshake within {waited:?}{output}")]
+    StartupTimeout {
+        /// How long we waited.
+        waited: Duration,
+        /// Its last output.
+        output: OutputTail,
+    },
+    /// The handshake failed: the child exited, sent garbage or reported a
+    /// fatal error before serving.
+    #[error("worker handshake failed: {reason}{output}")]
+    Handshake {
+        /// What went wrong.
+        reason: String,
+        /// Its last output.
+        output: OutputTail,
+    },
+    /// The child speaks another protocol version.
+    #[error("worker speaks protocol {found}, this supervisor speaks {expected}")]
+    VersionMismatch {
+        /// Our version.
+        expected: u32,
+        /// The child's.
+        found: u32,
+    },
+    /// The worker does not offer the requested command (checked against its
+    /// handshake, nothing is sent).
+    #[error("worker has no command {command:?} (it offers {available:?})")]
+    UnknownCommand {
+        /// The name asked for.
+        command: String,
+        /// What the worker offers.
+        available: Vec<String>,
+    },
+    /// The request's arguments could not be serialized.
+    #[error("cannot encode request: {source}")]
+    EncodeRequest {
+        /// The serializer's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The control channel failed while sending a request.
+    #[error("control channel failed: {source}")]
+    Control {
+        /// The framing error.
+        #[source]
+        source: FrameError,
+    },
+    /// The child broke the protocol (malformed end, progress or diagnostic
+    /// record); it was killed.
+    #[error("worker broke the protocol: {detail} ({rows_delivered} rows delivered)")]
+    Protocol {
+        /// What was wrong.
+        detail: String,
+        /// Rows delivered before.
+        rows_delivered: u64,
+    },
+    /// The ring's shared memory failed validation; the child was killed.
+    #[error("ring corrupted by the worker: {source} ({rows_delivered} rows delivered)")]
+    RingCorrupt {
+        /// The validation failure.
+        #[source]
+        source: RingError,
+        /// Rows delivered before.
+        rows_delivered: u64,
+    },
+    /// The child exited during a request.
+    #[error(
+        "worker exited with code {code} during the request ({rows_delivered} rows delivered){output}"
+    )]
+    ChildExited {
+        /// Exit code.
+        code: i32,
+        /// Rows delivered before.
+        rows_delivered: u64,
+        /// Its last output.
+        output: OutputTail,
+    },
+    /// The child was killed by a signal it did not get from us.
+    #[error(
+        "worker killed by signal {signal} during the request ({rows_delivered} rows delivered){output}"
+    )]
+    ChildKilled {
+        /// Signal number.
+        signal: i32,
+        /// Rows delivered before.
+        rows_delivered: u64,
+        /// Its last output.
+        output: OutputTail,
+    },
+    /// The request passed its deadline; the child was killed.
+    #[error("request timed out after {after:?} ({rows_delivered} rows delivered)")]
+    Timeout {
+        /// The deadline.
+        after: Duration,
+        /// Rows delivered before.
+        rows_delivered: u64,
+    },
+    /// The child showed no sign of life (heartbeat, rows) for the hang
+    /// timeout; it was killed.
+    #[error(
+        "worker hung: no heartbeat or rows for {silent_for:?} ({rows_delivered} rows delivered)"
+    )]
+    Hung {
+        /// How long it was silent.
+        silent_for: Duration,
+        /// Rows delivered before.
+        rows_delivered: u64,
+    },
+    /// The request was cancelled; `killed` if the child ignored the cancel
+    /// flag past the grace period.
+    #[error("request cancelled ({rows_delivered} rows delivered{})", if *killed { ", worker killed" } else { "" })]
+    Cancelled {
+        /// Rows delivered before the cancellation took effect.
+        rows_delivered: u64,
+        /// Whether the child had to be killed.
+        killed: bool,
+    },
+    /// The sink panicked; the request was abandoned, the worker stays usable.
+    #[error("sink panicked: {message} ({rows_delivered} rows delivered)")]
+    SinkPanicked {
+        /// The panic message.
+        message: String,
+        /// Rows delivered before (excluding the one that panicked).
+        rows_delivered: u64,
+    },
+    /// The sink returned an error; the request was abandoned.
+    #[error("sink failed: {source} ({rows_delivered} rows delivered)")]
+    Sink {
+        /// The sink's error.
+        #[source]
+        source: crate::sink::SinkError,
+        /// Rows delivered before (excluding the failing one).
+        rows_delivered: u64,
+    },
+    /// The command itself failed with a typed error.
+    #[error("worker command failed: {code}: {message} ({rows_delivered} rows delivered)")]
+    Worker {
+        /// The command's error code.
+        code: String,
+        /// Its message.
+        message: String,
+        /// Rows delivered before.
+        rows_delivered: u64,
+    },
+    /// The command panicked inside the child (the child then exits).
+    #[error("worker command panicked: {message} ({rows_delivered} rows delivered)")]
+    WorkerPanicked {
+        /// The panic message.
+        message: String,
+        /// Rows delivered before.
+        rows_delivered: u64,
+    },
+    /// The summary did not decode into the expected type.
+    #[error("cannot decode the worker's summary: {source}")]
+    DecodeSummary {
+        /// The decoder's error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Coarse classes of [`Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The caller asked for something impossible; fix the call.
+    Usage,
+    /// A worker could not be started or did not handshake.
+    Startup,
+    /// The child died or broke the protocol or the ring.
+    Crash,
+    /// A deadline passed (timeout or hang).
+    Timeout,
+    /// The request was cancelled.
+    Cancelled,
+    /// The caller's sink failed.
+    Sink,
+    /// The command reported a failure of its own.
+    Worker,
+    /// The OS refused a resource.
+    System,
+}
+
+impl Error {
+    /// Classifies this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Config { .. }
+            | Error::UnknownCommand { .. }
+            | Error::EncodeRequest { .. }
+            | Error::DecodeSummary { .. } => ErrorKind::Usage,
+            Error::RingSetup { .. } => ErrorKind::System,
+            Error::Spawn { .. }
+            | Error::StartupTimeout { .. }
+            | Error::Handshake { .. }
+            | Error::VersionMismatch { .. } => ErrorKind::Startup,
+            Error::Control { .. }
+            | Error::Protocol { .. }
+            | Error::RingCorrupt { .. }
+            | Error::ChildExited { .. }
+            | Error::ChildKilled { .. }
+            | Error::WorkerPanicked { .. } => ErrorKind::Crash,
+            Error::Timeout { .. } | Error::Hung { .. } => ErrorKind::Timeout,
+            Error::Cancelled { .. } => ErrorKind::Cancelled,
+            Error::SinkPanicked { .. } | Error::Sink { .. } => ErrorKind::Sink,
+            Error::Worker { .. } => ErrorKind::Worker,
+        }
+    }
+
+    /// Rows delivered to the sink before the failure, for errors that end a
+    /// running request.
+    pub fn rows_delivered(&self) -> Option<u64> {
+        match self {
+            Error::Protocol { rows_delivered, .. }
+            | Error::RingCorrupt { rows_delivered, .. }
+            | Error::ChildExited { rows_delivered, .. }
+            | Error::ChildKilled { rows_delivered, .. }
+            | Error::Timeout { rows_delivered, .. }
+            | Error::Hung { rows_delivered, .. }
+            | Error::Cancelled { rows_delivered, .. }
+            | Error::SinkPanicked { rows_delivered, .. }
+            | Error::Sink { rows_delivered, .. }
+            | Error::Worker { rows_delivered, .. }
+            | Error::WorkerPanicked { rows_delivered, .. } => Some(*rows_delivered),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! Running one request: send it, then move records from the ring to the sink
+//! until the end marker, checking deadlines, cancellation and the child's
+//! liveness whenever the ring runs dry (and every few thousand records).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use serde_json::value::RawValue;
+use shm_proto::control::{self, Diagnostic, EndPayload, ParentFrame, Progress, RequestFrame};
+use shm_proto::{Readiness, RecordKind, RingError};
+
+use crate::cancel::CancelToken;
+use crate::error::Error;
+use crate::process::Exit;
+use crate::session::Session;
+use crate::sink::{Row, Sink};
+use crate::stats::{RestartReason, StreamStats, WorkerStats};
+
+/// Records handled between two checks of deadlines and cancellation while
+/// the ring never runs dry: rare enough to cost nothing per row, frequent
+/// enough that a slow sink (1 ms a row) still sees its deadline within a
+/// quarter second.
+const CHECK_EVERY_RECORDS: u32 = 256;
+/// Longest wait on an empty ring before deadlines are checked again.
+const MAX_WAIT_SLICE: Duration = Duration::from_millis(50);
+/// Interval of the liveness checks that cost a syscall.
+const LIVENESS_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The limits of one request.
+pub(crate) struct Limits<'a> {
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) hang_timeout: Option<Duration>,
+    pub(crate) cancel_grace: Duration,
+    pub(crate) cancel: Option<&'a CancelToken>,
+}
+
+/// How a request ended and what that means for the child.
+pub(crate) struct Outcome {
+    pub(crate) result: Result<Box<RawValue>, Error>,
+    /// The child must be replaced, for this reason.
+    pub(crate) restart: Option<RestartReason>,
+    /// The request was abandoned while the child still works on it.
+    pub(crate) unfinished: bool,
+}
+
+impl Outcome {
+    fn done(result: Result<Box<RawValue>, Error>) -> Self {
+        Outcome {
+            result,
+            restart: None,
+            unfinished: false,
+        }
+    }
+
+    fn restart(error: Error, reason: RestartReason) -> Self {
+        Outcome {
+            result: Err(error),
+            restart: Some(reason),
+            unfinished: false,
+        }
+    }
+
+    fn abandon(error: Error) -> Self {
+        Outcome {
+            result: Err(error),
+            restart: None,
+            unfinished: true,
+        }
+    }
+}
+
+/// Rows delivered so far, per stream.
+#[derive(Default)]
+struct Delivery {
+    rows: u64,
+    bytes: u64,
+    per_stream: Vec<StreamStats>,
+}
+
+impl Delivery {
+    #[inline]
+    fn add(&mut self, stream: u16, len: usize) {
+        self.rows += 1;
+        self.bytes += len as u64;
+        let index = usize::from(stream);
+        if index >= self.per_stream.len() {
+            self.per_stream.resize(index + 1, StreamStats::default());
+        }
+        let s = &mut self.per_stream[index];
+        s.rows += 1;
+        s.bytes += len as u64;
+    }
+
+    fn merge_into(&self, stats: &mut WorkerStats) {
+        stats.rows += self.rows;
+        stats.bytes += self.bytes;
+        for (stream, s) in self.per_stream.iter().enumerate() {
+            if s.rows > 0 {
+                let total = stats.per_stream.entry(stream as u16).or_default();
+                total.rows += s.rows;
+                total.bytes += s.bytes;
+            }
+        }
+    }
+}
+
+/// Runs request `id` on `session`, delivering its rows to `sink`.
+pub(crate) fn run(
+    session: &mut Session,
+    id: u64,
+    command: &str,
+    args: Box<RawValue>,
+    sink: &mut dyn Sink,
+    limits: &Limits<'_>,
+    stats: &mut WorkerStats,
+) -> Outcome {
+    let mut delivery = Delivery::default();
+    let outcome = run_inner(
+        session,
+        id,
+        command,
+        args,
+        sink,
+        limits,
+        stats,
+        &mut delivery,
+    );
+    delivery.merge_into(stats);
+    outcome
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_inner(
+    session: &mut Session,
+    id: u64,
+    command: &str,
+    args: Box<RawValue>,
+    sink: &mut dyn Sink,
+    limits: &Limits<'_>,
+    stats: &mut WorkerStats,
+    delivery: &mut Delivery,
+) -> Outcome {
+    let frame = ParentFrame::Request(RequestFrame {
+        id,
+        command: command.to_owned(),
+        args,
+    });
+    if let Err(source) = control::write_frame(&mut &session.control, &frame) {
+        // A child that died while idle shows up as a broken pipe here.
+        return match session.process.reap(Duration::from_secs(1)) {
+            Some(exit) => death(session, exit, 0),
+            None => Outcome::restart(Error::Control { source }, RestartReason::Protocol),
+        };
+    }
+    let start = Instant::now();
+    let deadline = limits.timeout.map(|t| start + t);
+    let mut cancel_sent: Option<Instant> = None;
+    let mut last_life = start;
+    let mut last_heartbeat = session.memory.heartbeat();
+    let mut next_liveness = start + LIVENESS_INTERVAL;
+    let mut exited = false;
+    loop {
+        // Fast path: everything published, up to a check interval.
+        let mut handled = 0u32;
+        let mut failure: Option<RingError> = None;
+        while handled < CHECK_EVERY_RECORDS {
+            let record = match session.consumer.try_recv() {
+                Ok(Some(record)) => record,
+                Ok(None) => break,
+                Err(source) => {
+                    failure = Some(source);
+                    break;
+                }
+            };
+            handled += 1;
+            if record.request() != id {
+                stats.stale_records += 1;
+                continue;
+            }
+            match record.kind() {
+                RecordKind::Data => {
+                    let row = Row {
+                        stream: record.stream(),
+                        sequence: delivery.rows,
+                        payload: record.payload(),
+                    };
+                    match catch_unwind(AssertUnwindSafe(|| sink.row(row))) {
+                        Ok(Ok(())) => delivery.add(row.stream, row.payload.len()),
+                        Ok(Err(source)) => {
+                            drop(record);
+                            session.memory.request_cancel(id);
+                            return Outcome::abandon(Error::Sink {
+                                source,
+                                rows_delivered: delivery.rows,
+                            });
+                        }
+                        Err(panic) => {
+                            drop(record);
+                            session.memory.request_cancel(id);
+                            return Outcome::abandon(Error::SinkPanicked {
+                                message: panic_message(&*panic),
+                                rows_delivered: delivery.rows,
+                            });
+                        }
+                    }
+                }
+                RecordKind::Progress => {
+                    let Ok(progress) = serde_json::from_slice::<Progress>(record.payload()) else {
+                        drop(record);
+                        return protocol(session, "malformed progress record", delivery.rows);
+                    };
+                    drop(record);
+                    stats.progress_records += 1;
+                    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| sink.progress(&progress)))
+                    {
+                        session.memory.request_cancel(id);
+                        return Outcome::abandon(Error::SinkPanicked {
+                            message: panic_message(&*panic),
+                            rows_delivered: delivery.rows,
+                        });
+                    }
+                }
+                RecordKind::Diagnostic => {
+                    let Ok(diagnostic) = serde_json::from_slice::<Diagnostic>(record.payload())
+                    else {
+                        drop(record);
+                        return protocol(session, "malformed diagnostic record", delivery.rows);
+                    };
+                    drop(record);
+                    stats.diagnostics += 1;
+                    if let Err(panic) =
+                        catch_unwind(AssertUnwindSafe(|| sink.diagnostic(&diagnostic)))
+                    {
+                        session.memory.request_cancel(id);
+                        return Outcome::abandon(Error::SinkPanicked {
+                            message: panic_message(&*panic),
+                            rows_delivered: delivery.rows,
+                        });
+                    }
+                }
+                RecordKind::End => {
+                    let end = serde_json::from_slice::<EndPayload>(record.payload());
+                    drop(record);
+                    return match end {
+                        Ok(end) => finish(end, delivery.rows),
+                        Err(_) => protocol(session, "malformed end marker", delivery.rows),
+                    };
+                }
+                RecordKind::Padding => {}
+            }
+        }
+        if let Some(source) = failure {
+            return corrupt(session, source, delivery.rows);
+        }
+        if exited && handled == 0 {
+            // Everything the dead child published has been delivered.
+            let exit = session.process.reap(Duration::from_secs(5));
+            return match exit {
+                Some(exit) => death(session, exit, delivery.rows),
+                None => Outcome::restart(
+                    Error::Hung {
+                        silent_for: last_life.elapsed(),
+                        rows_delivered: delivery.rows,
+                    },
+                    RestartReason::Hung,
+                ),
+            };
+        }
+
+        // Slow path: deadlines, cancellation, liveness.
+        let now = Instant::now();
+        if handled > 0 {
+            last_life = now;
+        }
+        if let Some(token) = limits.cancel
+            && cancel_sent.is_none()
+            && token.is_cancelled()
+        {
+            session.memory.request_cancel(id);
+            cancel_sent = Some(now);
+        }
+        if let Some(sent) = cancel_sent
+            && now.duration_since(sent) >= limits.cancel_grace
+        {
+            session.process.kill_and_reap();
+            return Outcome::restart(
+                Error::Cancelled {
+                    rows_delivered: delivery.rows,
+                    killed: true,
+                },
+                RestartReason::Cancelled,
+            );
+        }
+        if let Some(deadline) = deadline
+            && now >= deadline
+        {
+            session.process.kill_and_reap();
+            return Outcome::restart(
+                Error::Timeout {
+                    after: deadline - start,
+                    rows_delivered: delivery.rows,
+                },
+                RestartReason::Timeout,
+            );
+        }
+        if now >= next_liveness && !exited {
+            next_liveness = now + LIVENESS_INTERVAL;
+            if session.process.has_exited() {
+                // Drain what it published before dying, then report.
+                exited = true;
+                continue;
+            }
+            let heartbeat = session.memory.heartbeat();
+            if heartbeat != last_heartbeat {
+                last_heartbeat = heartbeat;
+                last_life = now;
+            }
+            if let Some(hang) = limits.hang_timeout
+                && now.duration_since(last_life) >= hang
+            {
+                session.process.kill_and_reap();
+                return Outcome::restart(
+                    Error::Hung {
+                        silent_for: now.duration_since(last_life),
+                        rows_delivered: delivery.rows,
+                    },
+                    RestartReason::Hung,
+                );
+            }
+        }
+        if handled == 0 && !exited {
+            let mut slice = MAX_WAIT_SLICE.min(next_liveness.saturating_duration_since(now));
+            if let Some(deadline) = deadline {
+                slice = slice.min(deadline.saturating_duration_since(now));
+            }
+            if cancel_sent.is_some() {
+                slice = slice.min(limits.cancel_grace);
+            }
+            match session.consumer.wait(slice) {
+                Ok(Readiness::Closed) => {
+                    // A worker closes its ring only on its way out; one that
+                    // closes it mid-request and lingers is broken (and would
+                    // make every further wait return at once).
+                    if session.process.reap(Duration::from_secs(1)).is_none() {
+                        return protocol(
+                            session,
+                            "worker closed its ring during a request",
+                            delivery.rows,
+                        );
+                    }
+                    exited = true;
+                }
+                Ok(_) => {}
+                Err(source) => return corrupt(session, source, delivery.rows),
+            }
+        }
+    }
+}
+
+fn finish(end: EndPayload, rows_delivered: u64) -> Outcome {
+    match end {
+        EndPayload::Ok(summary) => Outcome::done(Ok(summary)),
+        EndPayload::Err(failure) => match failure.code.as_str() {
+            "cancelled" => Outcome::done(Err(Error::Cancelled {
+                rows_delivered,
+                killed: false,
+            })),
+            "panic" => Outcome::restart(
+                Error::WorkerPanicked {
+                    message: failure.message,
+                    rows_delivered,
+                },
+                RestartReason::Panicked,
+            ),
+            _ => Outcome::done(Err(Error::Worker {
+                code: failure.code,
+                message: failure.message,
+                rows_delivered,
+            })),
+        },
+    }
+}
+
+fn death(session: &mut Session, exit: Exit, rows_delivered: u64) -> Outcome {
+    let output = session.process.output_tail();
+    match exit {
+        Exit::Code(code) => Outcome::restart(
+            Error::ChildExited {
+                code,
+                rows_delivered,
+                output,
+            },
+            RestartReason::Exited,
+        ),
+        Exit::Signal(signal) => Outcome::restart(
+            Error::ChildKilled {
+                signal,
+                rows_delivered,
+                output,
+            },
+            RestartReason::Signalled,
+        ),
+    }
+}
+
+fn corrupt(session: &mut Session, source: RingError, rows_delivered: u64) -> Outcome {
+    session.memory.poison();
+    session.process.kill_and_reap();
+    Outcome::restart(
+        Error::RingCorrupt {
+            source,
+            rows_delivered,
+        },
+        RestartReason::Corrupt,
+    )
+}
+
+fn protocol(session: &mut Session, detail: &str, rows_delivered: u64) -> Outcome {
+    session.process.kill_and_reap();
+    Outcome::restart(
+        Error::Protocol {
+            detail: detail.to_owned(),
+            rows_delivered,
+        },
+        RestartReason::Protocol,
+    )
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "sink panicked".to_owned()
+    }
+}

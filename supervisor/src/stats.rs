@@ -1,0 +1,74 @@
+//! Counters of a worker over its lifetime (all generations of its child).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Why a child was replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RestartReason {
+    /// It exited on its own.
+    Exited,
+    /// A signal killed it (not ours).
+    Signalled,
+    /// Its command panicked.
+    Panicked,
+    /// A request passed its deadline.
+    Timeout,
+    /// It stopped beating.
+    Hung,
+    /// It ignored a cancellation past the grace period.
+    Cancelled,
+    /// It corrupted the ring.
+    Corrupt,
+    /// It broke the control or record protocol.
+    Protocol,
+    /// An abandoned request of it did not end in time.
+    StaleRequest,
+    /// The caller asked for a fresh child.
+    Requested,
+}
+
+/// Rows and bytes of one stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Rows delivered.
+    pub rows: u64,
+    /// Payload bytes delivered.
+    pub bytes: u64,
+}
+
+/// A worker's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Requests started.
+    pub requests: u64,
+    /// Requests that ended in an error.
+    pub failed_requests: u64,
+    /// Rows delivered to sinks.
+    pub rows: u64,
+    /// Payload bytes delivered to sinks.
+    pub bytes: u64,
+    /// Per-stream rows and bytes.
+    pub per_stream: BTreeMap<u16, StreamStats>,
+    /// Time spent inside requests.
+    pub stream_time: Duration,
+    /// Times a child found its ring full and had to wait (as the children report it).
+    pub backpressure_waits: u64,
+    /// Progress records received.
+    pub progress_records: u64,
+    /// Diagnostic records received.
+    pub diagnostics: u64,
+    /// Records of stale (abandoned) requests discarded.
+    pub stale_records: u64,
+    /// Children started.
+    pub spawns: u64,
+    /// Children replaced, by reason.
+    pub restarts: BTreeMap<RestartReason, u64>,
+}
+
+impl WorkerStats {
+    /// Total restarts over all reasons.
+    pub fn total_restarts(&self) -> u64 {
+        self.restarts.values().sum()
+    }
+}

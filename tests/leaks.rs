@@ -1,0 +1,293 @@
+//! No leaks after any failure: after each failure scenario (and dropping its
+//! `Worker`), this process has the same fds and threads as before, no child
+//! processes (zombie or not), and `/dev/shm` has no new entries.
+//!
+//! A single test in its own binary: fds and threads are per process, so
+//! tests running in parallel threads would see each other's.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use ringworker::{CancelToken, Error, RequestOptions, Row, SinkError, Worker, WorkerConfig};
+use ringworker_child::builtins::faults::{Fault, FaultRequest, FaultSummary};
+use ringworker_child::builtins::synthetic::{SyntheticRequest, SyntheticSummary};
+
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{FAULT_ROWS, FaultRows, assert_usable, cancel_after, fixture};
+
+/// The process state that must come back after every scenario.
+#[derive(Debug, PartialEq, Eq)]
+struct Snapshot {
+    fds: BTreeSet<String>,
+    threads: usize,
+    children: Vec<u32>,
+    dev_shm: BTreeSet<String>,
+    shm_mappings: Vec<String>,
+}
+
+fn snapshot() -> Snapshot {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    Snapshot {
+        fds: support::open_fds(),
+        threads: support::threads(),
+        children: support::children(),
+        dev_shm: support::dev_shm(),
+        shm_mappings: maps
+            .lines()
+            .filter(|l| l.contains("/dev/shm/"))
+            .map(str::to_owned)
+            .collect(),
+    }
+}
+
+/// Runs `fault` after [`FAULT_ROWS`] rows, expecting an error (or success
+/// with `Ok`), then a verified request on the same worker.
+fn fault(config: WorkerConfig, fault: Fault, options: RequestOptions, ok: bool) {
+    let mut worker = Worker::spawn(config).unwrap();
+    let mut rows = FaultRows::default();
+    let result = worker.stream_with::<_, FaultSummary, _>(
+        "fault",
+        &FaultRequest::new(fault, FAULT_ROWS),
+        &mut rows,
+        options,
+    );
+    assert_eq!(result.is_ok(), ok, "{fault:?}: {result:?}");
+    assert_eq!(rows.count(), FAULT_ROWS, "{fault:?}: {result:?}");
+    // A failed child is reaped before the request returns, not at drop.
+    let live: Vec<u32> = worker.pid().into_iter().collect();
+    assert_eq!(
+        support::children(),
+        live,
+        "{fault:?}: children right after the request"
+    );
+    assert_usable(&mut worker);
+}
+
+fn simple_fault(which: Fault) -> impl Fn() {
+    move || fault(fixture(), which, RequestOptions::default(), false)
+}
+
+fn harmless_fault(which: Fault) -> impl Fn() {
+    move || fault(fixture(), which, RequestOptions::default(), true)
+}
+
+/// A named failure scenario.
+type Scenario = (&'static str, Box<dyn Fn()>);
+
+fn scenarios() -> Vec<Scenario> {
+    vec![
+        ("exit(0)", Box::new(simple_fault(Fault::Exit { code: 0 }))),
+        ("exit(3)", Box::new(simple_fault(Fault::Exit { code: 3 }))),
+        ("panic", Box::new(simple_fault(Fault::Panic))),
+        ("abort", Box::new(simple_fault(Fault::Abort))),
+        ("SIGKILL self", Box::new(simple_fault(Fault::KillSelf))),
+        ("hang", Box::new(simple_fault(Fault::Hang))),
+        ("oversized record", Box::new(simple_fault(Fault::Oversized))),
+        (
+            "scribbled header",
+            Box::new(simple_fault(Fault::ScribbleHeader)),
+        ),
+        (
+            "scribbled record",
+            Box::new(simple_fault(Fault::ScribbleRecord)),
+        ),
+        ("stdout garbage", Box::new(harmless_fault(Fault::Garbage))),
+        (
+            "output flood",
+            Box::new(harmless_fault(Fault::Flood {
+                stdout_bytes: 4 << 20,
+                stderr_bytes: 4 << 20,
+            })),
+        ),
+        (
+            "busy past the deadline",
+            Box::new(|| {
+                let options = RequestOptions::default().timeout(Duration::from_millis(1500));
+                fault(fixture(), Fault::BusyHeartbeat, options, false)
+            }),
+        ),
+        (
+            "ignored cancel",
+            Box::new(|| {
+                let token = CancelToken::new();
+                let mut worker = Worker::spawn(fixture()).unwrap();
+                let rows = FaultRows::default();
+                let canceller = cancel_after(token.clone(), rows.clone(), FAULT_ROWS);
+                let err = worker
+                    .stream_with::<_, FaultSummary, _>(
+                        "fault",
+                        &FaultRequest::new(Fault::IgnoreCancel, FAULT_ROWS),
+                        &mut rows.clone(),
+                        RequestOptions::default().cancel(token),
+                    )
+                    .expect_err("cancelled");
+                assert!(canceller.join().unwrap());
+                assert!(
+                    matches!(err, Error::Cancelled { killed: true, .. }),
+                    "{err:?}"
+                );
+                assert_usable(&mut worker);
+            }),
+        ),
+        (
+            "honoured cancel",
+            Box::new(|| {
+                let token = CancelToken::new();
+                let mut worker = Worker::spawn(fixture()).unwrap();
+                let rows = FaultRows::default();
+                let canceller = cancel_after(token.clone(), rows.clone(), 1);
+                let err = worker
+                    .stream_with::<_, FaultSummary, _>(
+                        "fault",
+                        &FaultRequest::new(Fault::BusyHeartbeat, 1),
+                        &mut rows.clone(),
+                        RequestOptions::default().cancel(token),
+                    )
+                    .expect_err("cancelled");
+                assert!(canceller.join().unwrap());
+                assert!(matches!(err, Error::Cancelled { .. }), "{err:?}");
+                assert_usable(&mut worker);
+            }),
+        ),
+        (
+            "sink panic",
+            Box::new(|| {
+                let mut worker = Worker::spawn(fixture()).unwrap();
+                let mut sink = |row: Row<'_>| assert!(row.sequence < 100, "sink panics");
+                let request = SyntheticRequest::fixed(200_000, 100);
+                let err = worker.stream::<_, SyntheticSummary, _>("synthetic", &request, &mut sink);
+                assert!(
+                    matches!(
+                        err,
+                        Err(Error::SinkPanicked {
+                            rows_delivered: 100,
+                            ..
+                        })
+                    ),
+                    "{err:?}"
+                );
+                assert_usable(&mut worker);
+            }),
+        ),
+        (
+            "sink error",
+            Box::new(|| {
+                let mut worker = Worker::spawn(fixture()).unwrap();
+                let mut sink = |_: Row<'_>| -> Result<(), SinkError> { Err(SinkError::new("no")) };
+                let mut sink = SinkFn(&mut sink);
+                let request = SyntheticRequest::fixed(200_000, 100);
+                let err = worker.stream::<_, SyntheticSummary, _>("synthetic", &request, &mut sink);
+                assert!(
+                    matches!(
+                        err,
+                        Err(Error::Sink {
+                            rows_delivered: 0,
+                            ..
+                        })
+                    ),
+                    "{err:?}"
+                );
+                assert_usable(&mut worker);
+            }),
+        ),
+        (
+            "unknown command",
+            Box::new(|| {
+                let mut worker = Worker::spawn(fixture()).unwrap();
+                let err = worker.call::<_, serde_json::Value>("nope", &());
+                assert!(matches!(err, Err(Error::UnknownCommand { .. })), "{err:?}");
+                assert_usable(&mut worker);
+            }),
+        ),
+        (
+            "startup timeout",
+            Box::new(|| {
+                let config = fixture()
+                    .with_env("FIXTURE_STARTUP_DELAY_MS", "30000")
+                    .with_startup_timeout(Duration::from_millis(200));
+                let err = Worker::spawn(config);
+                assert!(matches!(err, Err(Error::StartupTimeout { .. })), "{err:?}");
+            }),
+        ),
+        (
+            "version mismatch",
+            Box::new(|| {
+                let err = Worker::spawn(fixture().with_env("FIXTURE_PROTOCOL", "999"));
+                assert!(matches!(err, Err(Error::VersionMismatch { .. })), "{err:?}");
+            }),
+        ),
+        (
+            "handshake failure",
+            Box::new(|| {
+                let err = Worker::spawn(WorkerConfig::new("/bin/sh").with_args(["-c", "exit 7"]));
+                assert!(matches!(err, Err(Error::Handshake { .. })), "{err:?}");
+            }),
+        ),
+        (
+            "missing program",
+            Box::new(|| {
+                let err = Worker::spawn(WorkerConfig::new("/nonexistent/ringworker-worker"));
+                assert!(matches!(err, Err(Error::Spawn { .. })), "{err:?}");
+            }),
+        ),
+    ]
+}
+
+/// A sink from a fallible closure.
+struct SinkFn<'a, F>(&'a mut F);
+
+impl<F: FnMut(Row<'_>) -> Result<(), SinkError>> ringworker::Sink for SinkFn<'_, F> {
+    fn row(&mut self, row: Row<'_>) -> Result<(), SinkError> {
+        (self.0)(row)
+    }
+}
+
+#[test]
+fn no_fds_threads_children_or_shm_entries_survive_a_failure() {
+    // One clean run first: starts the process-wide spawner thread, which
+    // lives as long as the process by design.
+    {
+        let mut worker = Worker::spawn(fixture()).unwrap();
+        assert_usable(&mut worker);
+    }
+    let before = snapshot();
+    assert!(before.children.is_empty(), "{:?}", before.children);
+    for (name, scenario) in scenarios() {
+        scenario();
+        let after = snapshot();
+        assert_eq!(
+            after.fds.difference(&before.fds).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "fds leaked by: {name}"
+        );
+        assert_eq!(
+            after.threads, before.threads,
+            "threads left behind by: {name}"
+        );
+        assert!(
+            support::zombie_children().is_empty(),
+            "zombies after: {name}"
+        );
+        assert_eq!(
+            after.children,
+            Vec::<u32>::new(),
+            "children left behind by: {name}"
+        );
+        assert_eq!(
+            after
+                .dev_shm
+                .difference(&before.dev_shm)
+                .collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "/dev/shm entries after: {name}"
+        );
+        assert_eq!(
+            after.shm_mappings,
+            Vec::<String>::new(),
+            "/dev/shm mappings after: {name}"
+        );
+        assert_eq!(after, before, "process state changed by: {name}");
+    }
+}

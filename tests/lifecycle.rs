@@ -1,0 +1,416 @@
+//! The life of a worker around its requests: startup failures (missing
+//! program, slow or foreign handshake), cancellation, request deadlines,
+//! failing sinks, and children dying with their supervisor.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ringworker::sink::RowDecodeError;
+use ringworker::{
+    CancelToken, Error, PROTOCOL_VERSION, RequestOptions, RestartReason, Row, Sink, SinkError,
+    TypedSink, Worker, WorkerConfig,
+};
+use ringworker_child::builtins::echo::EchoRequest;
+use ringworker_child::builtins::synthetic::{SyntheticRequest, SyntheticSummary, fill_row};
+use serde::Deserialize;
+
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{alive, assert_usable, fixture, wait_until};
+
+/// A synthetic request of 100-byte rows (seed 0) paced at `rate` rows/s.
+fn paced(rows: u64, rate: f64) -> SyntheticRequest {
+    SyntheticRequest {
+        rate: Some(rate),
+        ..SyntheticRequest::fixed(rows, 100)
+    }
+}
+
+/// A sink for [`paced`] rows that verifies each (exactly once, in order) and
+/// counts them where another thread can see it.
+fn counting_sink(count: &Arc<AtomicU64>) -> impl FnMut(Row<'_>) + '_ {
+    let mut expected = [0u8; 100];
+    move |row: Row<'_>| {
+        let next = count.load(Ordering::Relaxed);
+        assert_eq!(row.sequence, next, "rows out of order");
+        fill_row(0, next, &mut expected);
+        assert_eq!(row.payload, &expected[..], "row {next}");
+        count.store(next + 1, Ordering::Release);
+    }
+}
+
+#[test]
+fn cancellation_mid_stream_reports_delivered_rows_and_keeps_the_child() {
+    // A grace far beyond the child's reaction time (it checks the flag every
+    // 1024 rows, ~10 ms here): the child must end the request itself.
+    let mut worker = Worker::spawn(fixture().with_cancel_grace(Duration::from_secs(10))).unwrap();
+    let pid = worker.pid();
+    let token = CancelToken::new();
+    let count = Arc::new(AtomicU64::new(0));
+    let canceller = {
+        let (token, count) = (token.clone(), count.clone());
+        std::thread::spawn(move || {
+            let reached = wait_until(Duration::from_secs(20), || {
+                count.load(Ordering::Acquire) >= 5000
+            });
+            token.cancel();
+            reached
+        })
+    };
+    let started = Instant::now();
+    let err = worker
+        .stream_with::<_, SyntheticSummary, _>(
+            "synthetic",
+            &paced(10_000_000, 100_000.0),
+            &mut counting_sink(&count),
+            RequestOptions::default().cancel(token.clone()),
+        )
+        .expect_err("cancelled");
+    let elapsed = started.elapsed();
+    assert!(canceller.join().unwrap(), "rows never arrived: {err}");
+    assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
+    let Error::Cancelled {
+        rows_delivered,
+        killed: false,
+    } = err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(rows_delivered, count.load(Ordering::Acquire));
+    assert!(
+        (5000..10_000_000).contains(&rows_delivered),
+        "{rows_delivered}"
+    );
+    assert!(token.is_cancelled());
+    assert_eq!(worker.stats().total_restarts(), 0);
+    assert_eq!(worker.stats().rows, rows_delivered);
+    assert_usable(&mut worker);
+    assert_eq!(worker.pid(), pid, "a child that honours the cancel is kept");
+}
+
+#[test]
+fn a_request_past_its_deadline_times_out_and_the_child_is_replaced() {
+    let timeout = Duration::from_secs(1);
+    let mut worker = Worker::spawn(fixture().with_request_timeout(Some(timeout))).unwrap();
+    let first_pid = worker.pid().unwrap();
+    let count = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let err = worker
+        .stream::<_, SyntheticSummary, _>(
+            "synthetic",
+            &paced(1_000_000, 2000.0),
+            &mut counting_sink(&count),
+        )
+        .expect_err("the request takes 500 s");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= timeout && elapsed < Duration::from_secs(5),
+        "took {elapsed:?}"
+    );
+    let Error::Timeout {
+        after,
+        rows_delivered,
+    } = err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(after, timeout);
+    assert!(
+        rows_delivered > 0,
+        "a paced request delivers rows before its deadline"
+    );
+    assert_eq!(rows_delivered, count.load(Ordering::Acquire));
+    assert_eq!(worker.stats().restarts[&RestartReason::Timeout], 1);
+    assert!(!alive(first_pid), "the timed-out child was killed");
+    assert_usable(&mut worker);
+    assert_ne!(worker.pid(), Some(first_pid));
+}
+
+#[test]
+fn a_slow_handshake_is_a_startup_timeout() {
+    let config = fixture()
+        .with_env("FIXTURE_STARTUP_DELAY_MS", "30000")
+        .with_startup_timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let err = Worker::spawn(config).expect_err("no handshake within 300 ms");
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+    assert!(
+        matches!(err, Error::StartupTimeout { waited, .. } if waited == Duration::from_millis(300)),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn another_protocol_version_is_refused() {
+    let err =
+        Worker::spawn(fixture().with_env("FIXTURE_PROTOCOL", "999")).expect_err("version 999");
+    assert!(
+        matches!(
+            err,
+            Error::VersionMismatch {
+                expected: PROTOCOL_VERSION,
+                found: 999
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_program_that_is_no_worker_fails_the_handshake() {
+    let err = Worker::spawn(
+        WorkerConfig::new("/bin/sh").with_args(["-c", "echo not a worker >&2; exit 7"]),
+    )
+    .expect_err("sh sends no handshake");
+    let Error::Handshake { reason, output } = &err else {
+        panic!("{err:?}");
+    };
+    assert!(reason.contains("code 7"), "{reason}");
+    assert!(output.stderr.contains("not a worker"), "{output:?}");
+}
+
+#[test]
+fn a_missing_program_is_a_spawn_error() {
+    let err = Worker::spawn(WorkerConfig::new("/nonexistent/ringworker-worker"))
+        .expect_err("no such file");
+    let Error::Spawn { program, source } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(program.to_str(), Some("/nonexistent/ringworker-worker"));
+    assert_eq!(source.kind(), std::io::ErrorKind::NotFound, "{source}");
+}
+
+#[test]
+fn an_unknown_command_is_refused_without_disturbing_the_child() {
+    let mut worker = Worker::spawn(fixture()).unwrap();
+    let pid = worker.pid();
+    let err = worker
+        .call::<_, serde_json::Value>("no-such-command", &())
+        .expect_err("unknown command");
+    let Error::UnknownCommand { command, available } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(command, "no-such-command");
+    for offered in ["synthetic", "echo", "fault"] {
+        assert!(available.iter().any(|c| c == offered), "{available:?}");
+    }
+    assert_usable(&mut worker);
+    assert_eq!(worker.pid(), pid);
+    assert_eq!(worker.stats().total_restarts(), 0);
+}
+
+#[test]
+fn a_panicking_sink_ends_the_request_and_the_worker_stays_usable() {
+    let mut worker = Worker::spawn(fixture()).unwrap();
+    let count = Arc::new(AtomicU64::new(0));
+    let mut verify = counting_sink(&count);
+    let mut sink = |row: Row<'_>| {
+        if row.sequence == 500 {
+            panic!("sink gives up at row {}", row.sequence);
+        }
+        verify(row);
+    };
+    let err = worker
+        .stream::<_, SyntheticSummary, _>(
+            "synthetic",
+            &SyntheticRequest::fixed(200_000, 100),
+            &mut sink,
+        )
+        .expect_err("the sink panics");
+    let Error::SinkPanicked {
+        message,
+        rows_delivered,
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(message, "sink gives up at row 500");
+    assert_eq!(*rows_delivered, 500);
+    assert_eq!(count.load(Ordering::Acquire), 500);
+    assert_eq!(worker.stats().rows, 500);
+    assert_usable(&mut worker);
+    // The rest of the abandoned request (at least its end marker) was
+    // discarded, never delivered to the next request's sink.
+    assert!(worker.stats().stale_records > 0, "{:?}", worker.stats());
+    assert_eq!(worker.stats().rows, 500 + 20_000);
+}
+
+#[test]
+fn a_failing_sink_ends_the_request_with_its_error() {
+    let mut worker = Worker::spawn(fixture()).unwrap();
+
+    // Binary rows do not decode as JSON: the typed sink fails on the first.
+    let mut typed =
+        TypedSink::new(|_stream, _row: serde_json::Value| panic!("decoded a binary row"));
+    let err = worker
+        .stream::<_, SyntheticSummary, _>(
+            "synthetic",
+            &SyntheticRequest::fixed(100_000, 100),
+            &mut typed,
+        )
+        .expect_err("binary rows are no JSON");
+    let Error::Sink {
+        source,
+        rows_delivered,
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*rows_delivered, 0);
+    let decode = source
+        .inner()
+        .downcast_ref::<RowDecodeError>()
+        .expect("a decode error");
+    assert_eq!((decode.sequence, decode.stream), (0, 0));
+
+    // A sink's own error after some rows.
+    struct FailAt(u64);
+    impl Sink for FailAt {
+        fn row(&mut self, row: Row<'_>) -> Result<(), SinkError> {
+            if row.sequence == self.0 {
+                return Err(SinkError::new("disk full"));
+            }
+            Ok(())
+        }
+    }
+    let err = worker
+        .stream::<_, SyntheticSummary, _>(
+            "synthetic",
+            &SyntheticRequest::fixed(100_000, 100),
+            &mut FailAt(300),
+        )
+        .expect_err("the sink fails");
+    let Error::Sink {
+        source,
+        rows_delivered,
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*rows_delivered, 300);
+    assert_eq!(source.to_string(), "disk full");
+
+    // The same worker decodes JSON rows into the typed sink.
+    #[derive(Deserialize)]
+    struct Value {
+        n: u32,
+    }
+    let mut decoded = 0u64;
+    let mut typed = TypedSink::new(|stream, row: Value| {
+        assert_eq!((stream, row.n), (0, 7));
+        decoded += 1;
+    });
+    let request = EchoRequest {
+        value: serde_json::json!({ "n": 7 }),
+        rows: 1000,
+    };
+    let echoed: serde_json::Value = worker.stream("echo", &request, &mut typed).unwrap();
+    assert_eq!(echoed, request.value);
+    assert_eq!(decoded, 1000);
+    assert_usable(&mut worker);
+}
+
+/// Set in the environment of the re-executed test binary that plays the
+/// supervisor killed by [`killing_the_supervisor_takes_its_children_down`].
+const SUB_SUPERVISOR: &str = "RINGWORKER_TESTS_SUB_SUPERVISOR";
+const SIGKILL_TEST: &str = "killing_the_supervisor_takes_its_children_down";
+
+#[test]
+fn killing_the_supervisor_takes_its_children_down() {
+    if std::env::var_os(SUB_SUPERVISOR).is_some() {
+        be_the_supervisor();
+        return;
+    }
+    let sub = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            SIGKILL_TEST,
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(SUB_SUPERVISOR, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("re-execute the test binary");
+    let mut sub = KillOnDrop(sub);
+    let sub = &mut sub.0;
+    let mut lines = BufReader::new(sub.stdout.take().unwrap()).lines();
+    let pids: Option<Vec<u32>> = lines.by_ref().map_while(Result::ok).find_map(|line| {
+        // libtest may have printed "test <name> ... " on the same line.
+        let (_, pids) = line.split_once("worker-pids ")?;
+        Some(
+            pids.split_whitespace()
+                .map(|p| p.parse().unwrap())
+                .collect(),
+        )
+    });
+    let Some(pids) = pids else {
+        let _ = sub.kill();
+        panic!(
+            "the sub-supervisor ended without starting its workers: {:?}",
+            sub.wait()
+        );
+    };
+    assert_eq!(pids.len(), 2);
+    for &pid in &pids {
+        assert!(alive(pid), "worker {pid} died before its supervisor");
+    }
+
+    let killed = Instant::now();
+    sub.kill().expect("SIGKILL the sub-supervisor");
+    let status = sub.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    let all_gone = wait_until(Duration::from_secs(1), || {
+        pids.iter().all(|&pid| !alive(pid))
+    });
+    let waited = killed.elapsed();
+    assert!(
+        all_gone,
+        "workers still alive {waited:?} after their supervisor was killed: {:?}",
+        pids.iter().filter(|&&pid| alive(pid)).collect::<Vec<_>>()
+    );
+}
+
+/// Kills and reaps the sub-supervisor if the test fails before it does.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The sub-supervisor: one idle worker, and one spawned from a thread that
+/// has exited since (the death signal must follow the process, not that
+/// thread) and is in the middle of a slow request when the kill comes.
+fn be_the_supervisor() {
+    let idle = Worker::spawn(fixture()).unwrap();
+    let mut busy = std::thread::spawn(|| Worker::spawn(fixture()).unwrap())
+        .join()
+        .unwrap();
+    let busy_pid = busy.pid().unwrap();
+    assert_usable(&mut busy);
+    assert_eq!(
+        busy.pid(),
+        Some(busy_pid),
+        "the worker died with the thread that spawned it"
+    );
+    println!("worker-pids {} {busy_pid}", idle.pid().unwrap());
+    // About a minute of rows: ends on its own if nobody kills this process.
+    let _ = busy.stream::<_, SyntheticSummary, _>(
+        "synthetic",
+        &paced(60_000, 1000.0),
+        &mut |_: Row<'_>| {},
+    );
+}
