@@ -130,6 +130,94 @@ fn a_request_past_its_deadline_times_out_and_the_child_is_replaced() {
     assert_ne!(worker.pid(), Some(first_pid));
 }
 
+/// A sink for [`paced`]-style rows that verifies and counts them like
+/// [`counting_sink`] and then takes a millisecond per row.
+fn slow_sink(count: &Arc<AtomicU64>) -> impl FnMut(Row<'_>) + '_ {
+    let mut verify = counting_sink(count);
+    move |row: Row<'_>| {
+        verify(row);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_deadline_holds_while_a_slow_sink_keeps_rows_flowing() {
+    // The ring holds tens of thousands of rows, so it never runs dry: the
+    // deadline must be checked while rows keep coming, not only when they stop.
+    let timeout = Duration::from_millis(500);
+    let mut worker = Worker::spawn(fixture()).unwrap();
+    let count = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let err = worker
+        .stream_with::<_, SyntheticSummary, _>(
+            "synthetic",
+            &SyntheticRequest::fixed(1_000_000, 100),
+            &mut slow_sink(&count),
+            RequestOptions::default().timeout(timeout),
+        )
+        .expect_err("a million rows at 1 ms each take longer than 500 ms");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(2500),
+        "a 500 ms deadline took {elapsed:?}"
+    );
+    let Error::Timeout { rows_delivered, .. } = err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(rows_delivered, count.load(Ordering::Acquire));
+    assert_eq!(worker.stats().restarts[&RestartReason::Timeout], 1);
+    assert_usable(&mut worker);
+}
+
+#[test]
+fn cancelling_while_a_slow_sink_lags_ends_promptly_and_keeps_the_child() {
+    // The child blocks on a full ring; the cancel wakes it and it ends the
+    // request at once. Rows still queued in the ring after the cancel are
+    // not worth a millisecond each: the request must end within the grace
+    // without the child being blamed (and killed) for the sink's lag.
+    let mut worker = Worker::spawn(fixture().with_cancel_grace(Duration::from_secs(2))).unwrap();
+    let pid = worker.pid();
+    let token = CancelToken::new();
+    let count = Arc::new(AtomicU64::new(0));
+    let canceller = {
+        let (token, count) = (token.clone(), count.clone());
+        std::thread::spawn(move || {
+            let reached = wait_until(Duration::from_secs(20), || {
+                count.load(Ordering::Acquire) >= 200
+            });
+            token.cancel();
+            reached
+        })
+    };
+    let started = Instant::now();
+    let err = worker
+        .stream_with::<_, SyntheticSummary, _>(
+            "synthetic",
+            &SyntheticRequest::fixed(1_000_000, 100),
+            &mut slow_sink(&count),
+            RequestOptions::default().cancel(token),
+        )
+        .expect_err("cancelled");
+    let elapsed = started.elapsed();
+    assert!(canceller.join().unwrap(), "rows never arrived: {err}");
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}: {err}");
+    let Error::Cancelled {
+        rows_delivered,
+        killed: false,
+    } = err
+    else {
+        panic!("{err:?}");
+    };
+    assert!(rows_delivered >= 200, "{rows_delivered}");
+    assert_eq!(rows_delivered, count.load(Ordering::Acquire));
+    // The rows queued behind the cancel were skipped, not delivered.
+    assert!(worker.stats().stale_records > 0, "{:?}", worker.stats());
+    assert_eq!(worker.stats().rows, rows_delivered);
+    assert_eq!(worker.stats().total_restarts(), 0);
+    assert_usable(&mut worker);
+    assert_eq!(worker.pid(), pid);
+}
+
 #[test]
 fn a_slow_handshake_is_a_startup_timeout() {
     let config = fixture()

@@ -130,7 +130,9 @@ impl Producer {
         self.reserve_until(meta, len, Some(Instant::now() + timeout))
     }
 
-    #[inline]
+    // Always inlined: this is the whole per-row cost of a write; everything
+    // slow (refreshing the tail, waiting, padding) is out of line.
+    #[inline(always)]
     fn reserve_until(
         &mut self,
         meta: RecordMeta,

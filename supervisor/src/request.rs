@@ -104,13 +104,14 @@ impl Delivery {
     }
 }
 
-/// Runs request `id` on `session`, delivering its rows to `sink`.
-pub(crate) fn run(
+/// Runs request `id` on `session`, delivering its rows to `sink`. Generic
+/// over the sink so the per-row call is inlined into the loop.
+pub(crate) fn run<S: Sink + ?Sized>(
     session: &mut Session,
     id: u64,
     command: &str,
     args: Box<RawValue>,
-    sink: &mut dyn Sink,
+    sink: &mut S,
     limits: &Limits<'_>,
     stats: &mut WorkerStats,
 ) -> Outcome {
@@ -130,12 +131,12 @@ pub(crate) fn run(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run_inner(
+fn run_inner<S: Sink + ?Sized>(
     session: &mut Session,
     id: u64,
     command: &str,
     args: Box<RawValue>,
-    sink: &mut dyn Sink,
+    sink: &mut S,
     limits: &Limits<'_>,
     stats: &mut WorkerStats,
     delivery: &mut Delivery,
@@ -178,6 +179,14 @@ fn run_inner(
                 continue;
             }
             match record.kind() {
+                RecordKind::Data if cancel_sent.is_some() => {
+                    // Cancelled: the caller wants no more rows. Rows the
+                    // child queued before it saw the flag are discarded, not
+                    // fed through the sink: a slow sink would otherwise eat
+                    // the grace period and get a child that honoured the
+                    // cancel killed.
+                    stats.stale_records += 1;
+                }
                 RecordKind::Data => {
                     let row = Row {
                         stream: record.stream(),

@@ -112,16 +112,15 @@ impl Worker {
     {
         let args = serde_json::value::to_raw_value(request)
             .map_err(|source| Error::EncodeRequest { source })?;
-        let mut sink = SinkRef(sink);
-        let summary = self.run(command, args, &mut sink, &options)?;
+        let summary = self.run(command, args, sink, &options)?;
         serde_json::from_str(summary.get()).map_err(|source| Error::DecodeSummary { source })
     }
 
-    fn run(
+    fn run<S: Sink + ?Sized>(
         &mut self,
         command: &str,
         args: Box<serde_json::value::RawValue>,
-        sink: &mut dyn Sink,
+        sink: &mut S,
         options: &RequestOptions,
     ) -> Result<Box<serde_json::value::RawValue>, Error> {
         let session = self.ready_session()?;
@@ -249,23 +248,5 @@ impl Worker {
     /// The configuration.
     pub fn config(&self) -> &WorkerConfig {
         &self.config
-    }
-}
-
-/// Lets `&mut S` with `S: ?Sized` be used as `&mut dyn Sink`.
-struct SinkRef<'a, S: ?Sized>(&'a mut S);
-
-impl<S: Sink + ?Sized> Sink for SinkRef<'_, S> {
-    #[inline]
-    fn row(&mut self, row: crate::sink::Row<'_>) -> Result<(), crate::sink::SinkError> {
-        self.0.row(row)
-    }
-
-    fn progress(&mut self, progress: &crate::sink::Progress) {
-        self.0.progress(progress);
-    }
-
-    fn diagnostic(&mut self, diagnostic: &crate::sink::Diagnostic) {
-        self.0.diagnostic(diagnostic);
     }
 }

@@ -152,6 +152,24 @@ impl Checksum {
         self.0 = self.0.wrapping_mul(0x0000_0100_0000_01B3).wrapping_add(sum);
     }
 
+    /// Folds in the payload `prefix ++ rest` without materializing it (same
+    /// result as [`Checksum::add`] on the concatenation).
+    #[inline]
+    pub fn add_prefixed(&mut self, prefix: [u8; 8], rest: &[u8]) {
+        let mut sum = (8 + rest.len()) as u64;
+        sum = sum.wrapping_add(u64::from_le_bytes(prefix));
+        let mut chunks = rest.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            sum = sum.wrapping_add(u64::from_le_bytes(word));
+        }
+        let mut tail = [0u8; 8];
+        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        sum = sum.wrapping_add(u64::from_le_bytes(tail).rotate_left(17));
+        self.0 = self.0.wrapping_mul(0x0000_0100_0000_01B3).wrapping_add(sum);
+    }
+
     /// The value so far.
     pub fn value(&self) -> u64 {
         self.0
@@ -174,6 +192,21 @@ fn pattern() -> &'static [u8] {
 
 const PATTERN_BYTES: usize = 64 << 10;
 
+/// Where the filler of row `sequence` starts in the pattern.
+#[inline]
+fn filler_offset(seed: u64, sequence: u64) -> usize {
+    (seed.wrapping_add(sequence.wrapping_mul(61)) % (PATTERN_BYTES as u64 / 2)) as usize
+}
+
+/// The filler of a row of `len >= 8` bytes as one slice of the pattern, when
+/// it is one (rows up to 32 KiB always are).
+#[inline]
+fn filler_slice(seed: u64, sequence: u64, len: usize) -> Option<&'static [u8]> {
+    let offset = filler_offset(seed, sequence);
+    let rest = len.checked_sub(8)?;
+    pattern().get(offset..offset + rest)
+}
+
 /// Fills `buf` with the content of row `sequence`: the sequence number
 /// (little-endian, truncated to the row) followed by filler that depends on
 /// seed and sequence.
@@ -183,8 +216,7 @@ pub fn fill_row(seed: u64, sequence: u64, buf: &mut [u8]) {
     buf[..head].copy_from_slice(&sequence.to_le_bytes()[..head]);
     let rest = &mut buf[head..];
     let pattern = pattern();
-    let mut offset =
-        (seed.wrapping_add(sequence.wrapping_mul(61)) % (PATTERN_BYTES as u64 / 2)) as usize;
+    let mut offset = filler_offset(seed, sequence);
     let mut filled = 0;
     while filled < rest.len() {
         let n = (rest.len() - filled).min(PATTERN_BYTES - offset);
@@ -224,8 +256,20 @@ pub fn run(
         let len = request.sizes.size_of(request.seed, sequence);
         let mut slot = writer.reserve(stream_of(request.streams, sequence), len)?;
         let payload = slot.payload_mut();
-        fill_row(request.seed, sequence, payload);
-        checksum.add(payload);
+        // Checksummed from the source bytes: reading back the slot just
+        // written would stall on store forwarding and measure the checksum,
+        // not the ring.
+        match filler_slice(request.seed, sequence, len) {
+            Some(filler) => {
+                payload[..8].copy_from_slice(&sequence.to_le_bytes());
+                payload[8..].copy_from_slice(filler);
+                checksum.add_prefixed(sequence.to_le_bytes(), filler);
+            }
+            None => {
+                fill_row(request.seed, sequence, payload);
+                checksum.add(payload);
+            }
+        }
         slot.commit();
         bytes += len as u64;
         for i in 0..request.work_iters {
@@ -281,6 +325,23 @@ mod tests {
         assert!(distinct.len() > 100);
         let uniform = Sizes::Uniform { min: 3, max: 9 };
         assert!((0..1000).all(|s| (3..=9).contains(&uniform.size_of(1, s))));
+    }
+
+    #[test]
+    fn prefixed_checksum_equals_checksum_of_the_concatenation() {
+        for len in [8usize, 9, 15, 16, 17, 100, 4096] {
+            let mut row = vec![0u8; len];
+            fill_row(3, 77, &mut row);
+            let (mut whole, mut split) = (Checksum::default(), Checksum::default());
+            whole.add(&row);
+            split.add_prefixed(
+                row[..8].try_into().unwrap(),
+                filler_slice(3, 77, len).unwrap(),
+            );
+            assert_eq!(whole, split, "len {len}");
+            assert_eq!(&row[8..], filler_slice(3, 77, len).unwrap());
+        }
+        assert_eq!(filler_slice(3, 77, 7), None);
     }
 
     #[test]
