@@ -9,6 +9,7 @@
 //! - [`baseline`]: throughput over the pipe + JSON baseline.
 //! - [`e2e`]: throughput through the public `Worker::stream` API.
 //! - [`latency`]: idle CPU, ring wake-up vs bare futex wake-up latency.
+//! - [`pin`]: parent and children on separate CPUs.
 //! - [`report`]: the table, JSON lines and targets.
 
 #![forbid(unsafe_code)]
@@ -18,6 +19,7 @@ pub mod checksum;
 pub mod child;
 pub mod e2e;
 pub mod latency;
+pub mod pin;
 pub mod report;
 pub mod ring_case;
 pub mod rows;

@@ -168,9 +168,7 @@ pub fn produce(producer: &mut Producer, templates: &RowTemplates, rows: u64) -> 
     let mut sent = Tally::default();
     for i in 0..rows {
         let (payload, sum) = templates.row(i);
-        let mut slot = producer.reserve(meta, payload.len())?;
-        slot.payload_mut().copy_from_slice(payload);
-        slot.commit();
+        producer.push(meta, payload)?;
         sent.add_known(payload.len(), sum);
     }
     producer.push(

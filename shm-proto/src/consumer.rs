@@ -140,6 +140,7 @@ impl Consumer {
     }
 
     /// Takes the next record without blocking. `Ok(None)`: nothing published.
+    #[inline]
     pub fn try_recv(&mut self) -> Result<Option<Record<'_>>, RingError> {
         match self.next_record()? {
             Some((header, kind, offset)) => Ok(Some(self.make_record(header, kind, offset))),
@@ -283,6 +284,7 @@ impl Consumer {
 
     /// Refreshes the cached write index if everything cached was consumed;
     /// true if something is published past the read position.
+    #[inline]
     fn poll_ready(&mut self) -> Result<bool, RingError> {
         if self.tail == self.head_cache {
             self.refresh_head()?;
@@ -290,6 +292,7 @@ impl Consumer {
         Ok(self.tail != self.head_cache)
     }
 
+    #[inline(never)]
     fn refresh_head(&mut self) -> Result<(), RingError> {
         let header = self.memory.header();
         let magic = header.identity.magic.load(Ordering::Relaxed);
@@ -315,6 +318,7 @@ impl Consumer {
     }
 
     /// Finds the next non-padding record: its copied header, kind and offset.
+    #[inline]
     fn next_record(&mut self) -> Result<Option<(RecordHeader, RecordKind, usize)>, RingError> {
         loop {
             if !self.poll_ready()? {
@@ -403,6 +407,7 @@ impl Consumer {
         }
     }
 
+    #[inline]
     fn make_record(&mut self, header: RecordHeader, kind: RecordKind, offset: usize) -> Record<'_> {
         let len = header.len as usize;
         // SAFETY: `next_record` checked `offset + record_size(len) <= capacity`

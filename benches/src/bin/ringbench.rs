@@ -21,7 +21,7 @@ use ringworker_benches::latency::{self, percentile};
 use ringworker_benches::report::{self, CaseResult, LatencyResult};
 use ringworker_benches::ring_case::{self, RingParams, ring_config};
 use ringworker_benches::rows::{RowTemplates, SizeSpec};
-use ringworker_benches::{baseline, e2e, rows};
+use ringworker_benches::{baseline, e2e, pin, rows};
 
 /// The shared-memory ring vs pipe + JSON: throughput, idle CPU, wake-up latency.
 #[derive(Debug, Parser)]
@@ -30,6 +30,10 @@ struct Cli {
     /// Short run (whole report in well under a minute).
     #[arg(long)]
     quick: bool,
+    /// Leave processes where the scheduler puts them (default: parent on
+    /// CPU 0, children on CPU 1, for every case alike).
+    #[arg(long)]
+    no_pin: bool,
     /// Print one JSON object per line on stdout (the table goes to stderr).
     #[arg(long)]
     json: bool,
@@ -113,6 +117,11 @@ const ALL_PARTS: [&str; 7] = ["100B", "1KiB", "4KiB", "mixed", "custom", "idle",
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.child.is_some() {
+        pin::pin_child();
+    } else if !cli.no_pin && pin::pin_parent() {
+        eprintln!("ringbench: parent pinned to CPU 0, children to CPU 1 (--no-pin to disable)");
+    }
     let result = match cli.child {
         Some(ChildCmd::Ring {
             rows,

@@ -146,9 +146,7 @@ impl Checksum {
             word.copy_from_slice(chunk);
             sum = sum.wrapping_add(u64::from_le_bytes(word));
         }
-        let mut tail = [0u8; 8];
-        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-        sum = sum.wrapping_add(u64::from_le_bytes(tail).rotate_left(17));
+        sum = sum.wrapping_add(tail_word(chunks.remainder()).rotate_left(17));
         self.0 = self.0.wrapping_mul(0x0000_0100_0000_01B3).wrapping_add(sum);
     }
 
@@ -164,9 +162,7 @@ impl Checksum {
             word.copy_from_slice(chunk);
             sum = sum.wrapping_add(u64::from_le_bytes(word));
         }
-        let mut tail = [0u8; 8];
-        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-        sum = sum.wrapping_add(u64::from_le_bytes(tail).rotate_left(17));
+        sum = sum.wrapping_add(tail_word(chunks.remainder()).rotate_left(17));
         self.0 = self.0.wrapping_mul(0x0000_0100_0000_01B3).wrapping_add(sum);
     }
 
@@ -174,6 +170,16 @@ impl Checksum {
     pub fn value(&self) -> u64 {
         self.0
     }
+}
+
+/// The zero-padded little-endian word of the last `< 8` bytes, assembled in
+/// a register: copying them into a stack array and loading that as a `u64`
+/// stalls on store forwarding, once per row.
+#[inline]
+fn tail_word(tail: &[u8]) -> u64 {
+    tail.iter()
+        .enumerate()
+        .fold(0, |word, (i, &b)| word | (u64::from(b) << (8 * i)))
 }
 
 /// 64 KiB of pseudo-random filler shared by all rows.
@@ -255,17 +261,17 @@ pub fn run(
         }
         let len = request.sizes.size_of(request.seed, sequence);
         let mut slot = writer.reserve(stream_of(request.streams, sequence), len)?;
-        let payload = slot.payload_mut();
         // Checksummed from the source bytes: reading back the slot just
         // written would stall on store forwarding and measure the checksum,
         // not the ring.
         match filler_slice(request.seed, sequence, len) {
             Some(filler) => {
-                payload[..8].copy_from_slice(&sequence.to_le_bytes());
-                payload[8..].copy_from_slice(filler);
+                slot.payload_mut()[..8].copy_from_slice(&sequence.to_le_bytes());
+                slot.copy_at(8, filler);
                 checksum.add_prefixed(sequence.to_le_bytes(), filler);
             }
             None => {
+                let payload = slot.payload_mut();
                 fill_row(request.seed, sequence, payload);
                 checksum.add(payload);
             }

@@ -1,0 +1,40 @@
+//! CPU placement of the two processes of a measurement.
+//!
+//! With two CPUs, the scheduler's wake-affine placement often puts a woken
+//! consumer on its producer's CPU, where a spinning consumer then eats the
+//! producer's time: throughput of the very same run swings by 5×. Pinning the
+//! parent to CPU 0 and every child to CPU 1 makes runs comparable; it is
+//! applied to the ring, the baseline and the end-to-end case alike.
+
+use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
+
+/// CPU of the parent (consumer) side.
+const PARENT_CPU: usize = 0;
+/// CPU of the child (producer) side.
+const CHILD_CPU: usize = 1;
+
+fn pin(cpu: usize) -> bool {
+    let mut set = CpuSet::new();
+    set.set(cpu);
+    sched_setaffinity(None, &set).is_ok()
+}
+
+/// Pins the calling process (before it starts any thread) to the parent CPU
+/// if the machine has a second CPU for the children. True if pinned.
+pub fn pin_parent() -> bool {
+    match sched_getaffinity(None) {
+        Ok(set) if set.is_set(PARENT_CPU) && set.is_set(CHILD_CPU) => pin(PARENT_CPU),
+        _ => false,
+    }
+}
+
+/// In a child: if it inherited a parent's pinning (its mask is exactly the
+/// parent CPU), moves to the child CPU. Unpinned parents leave children free.
+pub fn pin_child() {
+    if let Ok(set) = sched_getaffinity(None)
+        && set.count() == 1
+        && set.is_set(PARENT_CPU)
+    {
+        pin(CHILD_CPU);
+    }
+}
