@@ -33,7 +33,7 @@ fn pipe_transfer(templates: &RowTemplates, rows: u64) -> Duration {
     std::thread::scope(|s| {
         let raw = &raw;
         let sender = s.spawn(move || {
-            write_rows(writer, templates, raw, rows, || Ok(())).expect("write rows")
+            write_rows(writer, templates, raw, rows, true, || Ok(())).expect("write rows")
         });
         let (seen, sent) = read_rows(reader, Parse::Owned, || Ok(())).expect("read rows");
         seen.verify(&sent).expect("checksum");

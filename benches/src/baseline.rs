@@ -2,13 +2,20 @@
 //! serde_json frame over the child's stdout pipe, parsed by the parent into a
 //! struct with a [`RawValue`] payload, every payload byte checksummed.
 //!
-//! [`Parse::Owned`] (the reported baseline) decodes each row into a struct
-//! that owns its payload (`Box<RawValue>`), as a supervisor that hands rows
-//! to a sink must. [`Parse::Borrowed`] borrows the payload from the frame
-//! buffer instead, an optimization the replaced design does not have; it is
-//! reported beside it to show how much of the gap is allocation. Both sides
-//! are otherwise generous to the baseline: 64 KiB buffered writes with no
-//! flush per frame, one reused frame buffer on the reading side.
+//! Two variants run side by side:
+//!
+//! - [`Variant::Streaming`], the reported baseline, is the replaced design:
+//!   the child flushes every frame, so each row reaches the parent as soon as
+//!   it is written (the ring gives the same guarantee: it publishes at once
+//!   to a waiting consumer), and the parent decodes each row into a struct
+//!   that owns its payload (`Box<RawValue>`), as a supervisor handing rows to
+//!   a sink must.
+//! - [`Variant::Tuned`] is the fastest pipe design we could write: 64 KiB
+//!   batched writes with no flush per frame (a row can sit unseen in the
+//!   child until 64 KiB accumulate) and a payload borrowed from the frame
+//!   buffer. It shows how much of the gap is the pipe itself.
+//!
+//! Both read through a 64 KiB buffer into one reused frame buffer.
 //!
 //! Frames: `{"type":"ready"}`, then one
 //! `{"type":"data_row","body":{"stream":0,"sequence":N,"payload":<raw json>}}`
@@ -80,10 +87,28 @@ struct OwnedDataRow {
 /// How the parent decodes data frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parse {
-    /// Into a struct owning its payload (`Box<RawValue>`): the baseline.
+    /// Into a struct owning its payload (`Box<RawValue>`).
     Owned,
     /// Into a struct borrowing its payload from the frame buffer.
     Borrowed,
+}
+
+/// Which pipe design to run (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// Flush per frame, owned payloads: the replaced design, the baseline.
+    Streaming,
+    /// Batched writes, borrowed payloads: the fastest pipe variant.
+    Tuned,
+}
+
+impl Variant {
+    fn parse(self) -> Parse {
+        match self {
+            Variant::Streaming => Parse::Owned,
+            Variant::Tuned => Parse::Borrowed,
+        }
+    }
 }
 
 /// The producer's totals.
@@ -105,6 +130,7 @@ pub fn write_rows<W: Write>(
     templates: &RowTemplates,
     raw: &[Box<RawValue>],
     rows: u64,
+    flush_each: bool,
     before_rows: impl FnOnce() -> Result<()>,
 ) -> Result<Tally> {
     let mut out = BufWriter::with_capacity(IO_BUF, out);
@@ -129,6 +155,9 @@ pub fn write_rows<W: Write>(
             payload: &raw[sequence as usize & mask],
         };
         write_frame(&mut out, &Frame::DataRow(row))?;
+        if flush_each {
+            out.flush()?;
+        }
         sent.add_known(payload.len(), sum);
     }
     let end = EndReport {
@@ -219,13 +248,17 @@ fn check_row(seen: &Tally, stream: u16, sequence: u64) -> Result<()> {
 }
 
 /// Runs one baseline case: spawns the child, reads and parses its stdout.
-pub fn run_parent(rows: u64, spec: SizeSpec, seed: u64, parse: Parse) -> Result<Throughput> {
-    let args = vec![
+pub fn run_parent(rows: u64, spec: SizeSpec, seed: u64, variant: Variant) -> Result<Throughput> {
+    let parse = variant.parse();
+    let mut args = vec![
         CHILD_SUBCOMMAND.to_string(),
         format!("--rows={rows}"),
         format!("--size={spec}"),
         format!("--seed={seed}"),
     ];
+    if variant == Variant::Streaming {
+        args.push("--flush-each".into());
+    }
     let mut child = ChildProc::spawn(self_command(&args)?, "baseline producer")?;
     let result = (|| {
         let stdout = child.take_stdout()?;
@@ -252,7 +285,7 @@ pub fn run_parent(rows: u64, spec: SizeSpec, seed: u64, parse: Parse) -> Result<
 }
 
 /// Child side: build the rows, announce ready, wait for go, stream to stdout.
-pub fn run_child(rows: u64, spec: SizeSpec, seed: u64) -> Result<()> {
+pub fn run_child(rows: u64, spec: SizeSpec, seed: u64, flush_each: bool) -> Result<()> {
     ensure!(
         spec.max_bytes() <= MAX_FRAME / 2,
         "rows too large for a frame"
@@ -261,7 +294,7 @@ pub fn run_child(rows: u64, spec: SizeSpec, seed: u64) -> Result<()> {
     let templates = RowTemplates::new(spec, seed);
     let raw = raw_values(&templates)?;
     let stdout = std::io::stdout().lock();
-    write_rows(stdout, &templates, &raw, rows, || {
+    write_rows(stdout, &templates, &raw, rows, flush_each, || {
         let mut go = [0u8; 1];
         std::io::stdin()
             .read_exact(&mut go)

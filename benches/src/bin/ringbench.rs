@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use ringworker_benches::baseline::Parse;
+use ringworker_benches::baseline::Variant;
 use ringworker_benches::latency::{self, percentile};
 use ringworker_benches::report::{self, CaseResult, LatencyResult};
 use ringworker_benches::ring_case::{self, RingParams, ring_config};
@@ -99,6 +99,8 @@ enum ChildCmd {
         size: SizeSpec,
         #[arg(long)]
         seed: u64,
+        #[arg(long)]
+        flush_each: bool,
     },
     /// A ringworker worker serving the built-in commands (end-to-end case).
     #[command(name = "__worker", hide = true)]
@@ -129,7 +131,12 @@ fn main() -> ExitCode {
             seed,
             publish_every,
         }) => ring_case::run_child(rows, size, seed, publish_every),
-        Some(ChildCmd::Baseline { rows, size, seed }) => baseline::run_child(rows, size, seed),
+        Some(ChildCmd::Baseline {
+            rows,
+            size,
+            seed,
+            flush_each,
+        }) => baseline::run_child(rows, size, seed, flush_each),
         Some(ChildCmd::Wake { samples, gap_us }) => latency::run_wake_child(samples, gap_us),
         Some(ChildCmd::Worker) => e2e::run_worker(),
         None => run(&cli),
@@ -273,12 +280,13 @@ fn run(cli: &Cli) -> Result<()> {
             result.ring_rows_per_s.push(t.rows_per_s());
             result.ring_bytes_per_s.push(t.bytes_per_s());
             eprintln!("ringbench: {} baseline run {}/{reps}", d.name, rep + 1);
-            let t = baseline::run_parent(result.baseline_rows, d.spec, cli.seed, Parse::Owned)
-                .with_context(|| format!("baseline case {}", d.name))?;
+            let t =
+                baseline::run_parent(result.baseline_rows, d.spec, cli.seed, Variant::Streaming)
+                    .with_context(|| format!("baseline case {}", d.name))?;
             result.baseline_rows_per_s.push(t.rows_per_s());
             result.baseline_bytes_per_s.push(t.bytes_per_s());
-            let t = baseline::run_parent(result.baseline_rows, d.spec, cli.seed, Parse::Borrowed)
-                .with_context(|| format!("borrowed baseline case {}", d.name))?;
+            let t = baseline::run_parent(result.baseline_rows, d.spec, cli.seed, Variant::Tuned)
+                .with_context(|| format!("tuned pipe case {}", d.name))?;
             result.borrowed_rows_per_s.push(t.rows_per_s());
             if let Some(bytes) = e2e_bytes {
                 eprintln!("ringbench: {} end-to-end run {}/{reps}", d.name, rep + 1);

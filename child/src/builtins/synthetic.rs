@@ -139,37 +139,47 @@ impl Checksum {
     /// Folds one payload in.
     #[inline]
     pub fn add(&mut self, payload: &[u8]) {
-        let mut sum = payload.len() as u64;
-        let mut chunks = payload.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            sum = sum.wrapping_add(u64::from_le_bytes(word));
-        }
-        sum = sum.wrapping_add(tail_word(chunks.remainder()).rotate_left(17));
-        self.0 = self.0.wrapping_mul(0x0000_0100_0000_01B3).wrapping_add(sum);
+        self.fold((payload.len() as u64).wrapping_add(word_sum(payload)));
     }
 
     /// Folds in the payload `prefix ++ rest` without materializing it (same
-    /// result as [`Checksum::add`] on the concatenation).
+    /// result as [`Checksum::add`] on the concatenation: `rest`'s words start
+    /// right after the 8-byte prefix).
     #[inline]
     pub fn add_prefixed(&mut self, prefix: [u8; 8], rest: &[u8]) {
-        let mut sum = (8 + rest.len()) as u64;
-        sum = sum.wrapping_add(u64::from_le_bytes(prefix));
-        let mut chunks = rest.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            sum = sum.wrapping_add(u64::from_le_bytes(word));
-        }
-        sum = sum.wrapping_add(tail_word(chunks.remainder()).rotate_left(17));
-        self.0 = self.0.wrapping_mul(0x0000_0100_0000_01B3).wrapping_add(sum);
+        let len = (8 + rest.len()) as u64;
+        self.fold(
+            len.wrapping_add(u64::from_le_bytes(prefix))
+                .wrapping_add(word_sum(rest)),
+        );
+    }
+
+    #[inline]
+    fn fold(&mut self, row_sum: u64) {
+        self.0 = self
+            .0
+            .wrapping_mul(0x0000_0100_0000_01B3)
+            .wrapping_add(row_sum);
     }
 
     /// The value so far.
     pub fn value(&self) -> u64 {
         self.0
     }
+}
+
+/// Wrapping sum of the little-endian words of `bytes`, the zero-padded tail
+/// word rotated so that trailing zero bytes still count.
+#[inline]
+fn word_sum(bytes: &[u8]) -> u64 {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut sum = 0u64;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        sum = sum.wrapping_add(u64::from_le_bytes(word));
+    }
+    sum.wrapping_add(tail_word(chunks.remainder()).rotate_left(17))
 }
 
 /// The zero-padded little-endian word of the last `< 8` bytes, assembled in
