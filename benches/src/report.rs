@@ -263,8 +263,8 @@ pub fn table(
             "base rows/s",
             "GB/s",
             "ratio",
-            "borrowed r/s",
-            "vs borr",
+            "tuned r/s",
+            "vs tuned",
             "e2e rows/s",
             "e2e x"
         );
