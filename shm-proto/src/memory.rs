@@ -322,11 +322,16 @@ impl RingMemory {
     }
 
     /// Bumps the heartbeat counter (producer side).
+    ///
+    /// A plain load and store, not a locked read-modify-write: the producer
+    /// side is the heartbeat's only writer, and callers may beat once per row.
+    #[inline]
     pub fn beat(&self) {
-        self.header()
-            .producer_stats
-            .heartbeat
-            .fetch_add(1, Ordering::Relaxed);
+        let heartbeat = &self.header().producer_stats.heartbeat;
+        heartbeat.store(
+            heartbeat.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
     }
 
     /// How often the producer found the ring full (untrusted, as reported by the peer).
