@@ -92,6 +92,8 @@ impl Consumer {
     /// Claims the consumer half of `memory`.
     pub fn new(memory: Arc<RingMemory>) -> Result<Self, RingError> {
         let capacity = memory.capacity() as u64;
+        // Pairs with the Release store in `Consumer::publish` of a previous
+        // consumer of this ring, if any.
         let tail = memory.header().consumer.read_index.load(Ordering::Acquire);
         // Untrusted like every shared word (a peer may have written to the
         // ring before this consumer took it over): record offsets derive from

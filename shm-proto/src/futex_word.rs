@@ -186,6 +186,7 @@ mod tests {
         let sleeper = {
             let w = w.clone();
             std::thread::spawn(move || {
+                // Pairs with the waker's Release store below.
                 while w.word32(1).load(Ordering::Acquire) == 0 {
                     w.wait(1, 0, Duration::from_secs(5)).unwrap();
                 }

@@ -69,6 +69,8 @@ impl Producer {
         let capacity = memory.capacity() as u64;
         // A producer starts where the shared index says (normally 0), so a
         // ring can be handed over once its first producer is gone.
+        // Pairs with the Release store in `Producer::publish` of a previous
+        // producer of this ring, if any.
         let head = memory.header().producer.write_index.load(Ordering::Acquire);
         Ok(Producer {
             mask: capacity - 1,

@@ -40,6 +40,7 @@ impl CancelToken {
     /// Whether [`CancelToken::cancel`] was called.
     #[inline]
     pub fn is_cancelled(&self) -> bool {
+        // Pairs with the Release store in `cancel`.
         self.inner.cancelled.load(Ordering::Acquire)
     }
 

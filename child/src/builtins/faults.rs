@@ -177,6 +177,7 @@ pub fn run(
             wait_consumed(writer);
             let memory = writer.ring_memory().clone();
             let header = memory.header();
+            // Our own last publication (pairs with its Release store).
             let head = header
                 .producer
                 .write_index
@@ -224,6 +225,8 @@ fn flood(out: &mut impl Write, mut bytes: u64, chunk: &[u8], writer: &mut RowWri
 fn wait_consumed(writer: &mut RowWriter<'_>) {
     let memory = writer.ring_memory().clone();
     let header = memory.header();
+    // Our own last publication, then the supervisor's read index (pairs
+    // with the Release store in `Consumer::publish`).
     let published = header
         .producer
         .write_index
