@@ -352,11 +352,10 @@ impl Consumer {
                     "write index ends inside a record header",
                 ));
             }
-            // SAFETY: `pos` is 8-aligned (tail is a sum of 8-aligned sizes and
-            // capacity is a power of two >= 4096) and `pos + 16 <= capacity`
-            // (checked above), so the read is in bounds and aligned; the
-            // volatile read copies the header out exactly once, and any bit
-            // pattern is a valid `RecordHeader`.
+            // `pos` is 8-aligned (tail is a sum of 8-aligned sizes and capacity
+            // is a power of two >= 4096); the volatile read copies the header
+            // out exactly once, and any bit pattern is a valid `RecordHeader`.
+            // SAFETY: `pos + 16 <= capacity` (checked above) and `pos` is 8-aligned.
             let header = unsafe {
                 self.memory
                     .data_ptr()
@@ -412,12 +411,12 @@ impl Consumer {
     #[inline]
     fn make_record(&mut self, header: RecordHeader, kind: RecordKind, offset: usize) -> Record<'_> {
         let len = header.len as usize;
-        // SAFETY: `next_record` checked `offset + record_size(len) <= capacity`
-        // and that the record lies in the published region, which the producer
-        // does not write until we release it (see the module docs for what a
+        // The record lies in the published region, which the producer does
+        // not write until we release it (see the module docs for what a
         // producer that breaks this can and cannot do). The slice borrows
         // `self` mutably through `Record`, so the record cannot be released
         // while the slice lives, and the mapping outlives `self`.
+        // SAFETY: `next_record` checked `offset + record_size(len) <= capacity`.
         let payload = unsafe {
             std::slice::from_raw_parts(
                 self.memory

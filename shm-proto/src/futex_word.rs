@@ -106,10 +106,9 @@ impl SharedWords {
 
     #[inline]
     fn page(&self) -> &WordsPage {
-        // SAFETY: `page` is the start of a live, page-aligned mapping of
-        // exactly `size_of::<WordsPage>()` bytes owned by `self`; every field
-        // is an atomic, valid for any bit pattern and for concurrent access
-        // from other processes.
+        // Every field is an atomic, valid for any bit pattern and for
+        // concurrent access from other processes.
+        // SAFETY: `page` starts a live, page-aligned, page-long mapping owned by `self`.
         unsafe { &*self.page }
     }
 

@@ -73,8 +73,9 @@ impl ChildFds {
                 scratch[i] = dup;
             }
             for (i, &(_, target)) in mappings.iter().enumerate() {
-                // SAFETY: dup2 onto a fixed number; the new fd has no CLOEXEC,
-                // so it survives exec, while the scratch copy does not.
+                // The new fd has no CLOEXEC, so it survives exec, while the
+                // scratch copy does not.
+                // SAFETY: dup2 of an fd we just duplicated onto a fixed number.
                 if unsafe { libc::dup2(scratch[i], target) } < 0 {
                     return Err(io::Error::last_os_error());
                 }
@@ -93,8 +94,7 @@ impl ChildFds {
             }
             Ok(())
         };
-        // SAFETY: the hook only makes async-signal-safe system calls and does
-        // not allocate or take locks, as `pre_exec` requires.
+        // SAFETY: the hook makes only async-signal-safe calls, without allocating or locking.
         unsafe { command.pre_exec(hook) };
     }
 }
@@ -126,8 +126,7 @@ pub fn take_inherited(fd: RawFd) -> io::Result<OwnedFd> {
         return Err(io::Error::last_os_error());
     }
     taken.push(fd);
-    // SAFETY: the fd is open (F_GETFD succeeded), was inherited rather than
-    // opened by any Rust owner in this process, and `TAKEN` guarantees this
-    // is the only `OwnedFd` ever made for it.
+    // The fd was inherited rather than opened by any Rust owner here.
+    // SAFETY: the fd is open (F_GETFD succeeded) and `TAKEN` makes this its only owner.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -226,8 +226,7 @@ impl RingMemory {
     fn map(fd: OwnedFd, len: usize) -> Result<Self, RingError> {
         let map = sealed::map(&fd, len)?;
         let base = map.as_mut_ptr();
-        // SAFETY: `len >= HEADER_BYTES` (checked by both callers), so the data
-        // area starts inside the mapping.
+        // SAFETY: `len >= HEADER_BYTES` (checked by both callers): still inside the mapping.
         let data = unsafe { base.add(HEADER_BYTES) };
         Ok(RingMemory {
             header: base.cast::<RingHeader>().cast_const(),
@@ -273,10 +272,9 @@ impl RingMemory {
     /// The shared header.
     #[inline]
     pub fn header(&self) -> &RingHeader {
-        // SAFETY: `header` points at the start of the mapping (page aligned,
-        // at least HEADER_BYTES long), which lives as long as `self`; every
-        // field of `RingHeader` is an atomic, valid for any bit pattern and
-        // for concurrent access from other processes.
+        // Every field of `RingHeader` is an atomic, valid for any bit pattern
+        // and for concurrent access from other processes.
+        // SAFETY: `header` starts a live, page-aligned mapping of >= HEADER_BYTES owned by `self`.
         unsafe { &*self.header }
     }
 
@@ -422,9 +420,9 @@ impl RingMemory {
         }
         let base = self.header.cast::<u8>().cast_mut();
         for (i, &byte) in bytes.iter().enumerate() {
-            // SAFETY: `offset + i < mapped_bytes()` (checked above), so the
-            // write stays inside the live mapping; a volatile byte store is
-            // the same kind of racy-but-bounded write a hostile peer makes.
+            // A volatile byte store: the same racy-but-bounded write a hostile
+            // peer makes.
+            // SAFETY: `offset + i < mapped_bytes()` (checked above): inside the live mapping.
             unsafe { base.add(offset + i).write_volatile(byte) };
         }
         Ok(())

@@ -391,9 +391,9 @@ impl Producer {
                 stream: 0,
                 request: 0,
             };
-            // SAFETY: `pos` is 8-aligned and `pos + 16 <= capacity` (skip is
-            // the distance to the end); the bytes are free (ensure_space) and
-            // only this producer writes them until they are published.
+            // The bytes are free (ensure_space) and only this producer writes
+            // them until they are published.
+            // SAFETY: `pos` is 8-aligned and `pos + 16 <= capacity` (skip runs to the end).
             unsafe { self.write_header(pos, header) };
         }
         self.head += skip;
@@ -407,9 +407,8 @@ impl Producer {
         // Two 8-byte stores instead of one per field: the header is written
         // once per row on the hottest path there is.
         let words: [u64; 2] = zerocopy::transmute!(header);
-        // SAFETY: in bounds and 8-aligned by the caller's contract; the
-        // consumer does not read unpublished bytes, so there is no concurrent
-        // access.
+        // The consumer does not read unpublished bytes: no concurrent access.
+        // SAFETY: in bounds and 8-aligned by the caller's contract.
         unsafe {
             self.memory
                 .data_ptr()
@@ -441,10 +440,9 @@ impl Slot<'_> {
     /// The reserved payload bytes (their prior content is unspecified).
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
-        // SAFETY: `offset + 16 + len <= capacity` (reserve checked the record
-        // fits before the end), the bytes are free space that the consumer
-        // will not read before this record is published, and `&mut self`
-        // guarantees one writer.
+        // The bytes are free space the consumer will not read before this
+        // record is published, and `&mut self` guarantees one writer.
+        // SAFETY: `offset + 16 + len <= capacity` (reserve checked the record fits).
         unsafe {
             std::slice::from_raw_parts_mut(
                 self.producer
@@ -478,8 +476,8 @@ impl Slot<'_> {
     pub fn commit_len(self, used: usize) {
         let used = used.min(self.len);
         let producer = self.producer;
-        // SAFETY: `offset` is 8-aligned (all record sizes are) and the record
-        // fits before the end, so its header does too; the space is ours.
+        // The space is ours until published.
+        // SAFETY: `offset` is 8-aligned (all record sizes are) and the record fits before the end.
         unsafe { producer.write_header(self.offset, self.meta.header(used as u32)) };
         producer.head += record_size(used) as u64;
         if producer.head - producer.published >= producer.publish_every
