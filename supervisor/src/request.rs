@@ -12,7 +12,7 @@ use shm_proto::{Readiness, RecordKind, RingError};
 use crate::cancel::CancelToken;
 use crate::error::Error;
 use crate::process::Exit;
-use crate::session::Session;
+use crate::session::{ControlWriter, Session};
 use crate::sink::{Row, Sink};
 use crate::stats::{RestartReason, StreamStats, WorkerStats};
 
@@ -146,7 +146,7 @@ fn run_inner<S: Sink + ?Sized>(
         command: command.to_owned(),
         args,
     });
-    if let Err(source) = control::write_frame(&mut &session.control, &frame) {
+    if let Err(source) = control::write_frame(&mut ControlWriter(&session.control), &frame) {
         // A child that died while idle shows up as a broken pipe here.
         return match session.process.reap(Duration::from_secs(1)) {
             Some(exit) => death(session, exit, 0),

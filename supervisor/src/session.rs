@@ -182,6 +182,26 @@ impl Session {
     }
 }
 
+/// Writes to the control socket with `MSG_NOSIGNAL`: a child that closed its
+/// end yields `EPIPE` here instead of a SIGPIPE that would kill a host
+/// process which, unlike Rust binaries, does not ignore the signal.
+pub(crate) struct ControlWriter<'a>(pub(crate) &'a UnixStream);
+
+impl std::io::Write for ControlWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        loop {
+            match rustix::net::send(self.0, buf, rustix::net::SendFlags::NOSIGNAL) {
+                Err(rustix::io::Errno::INTR) => continue,
+                other => return other.map_err(Into::into),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 enum Handshake {
     TimedOut,
     Closed,

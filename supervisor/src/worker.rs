@@ -10,7 +10,7 @@ use crate::cancel::CancelToken;
 use crate::config::WorkerConfig;
 use crate::error::Error;
 use crate::request::{self, Limits};
-use crate::session::Session;
+use crate::session::{ControlWriter, Session};
 use crate::sink::{Discard, Sink};
 use crate::stats::{RestartReason, WorkerStats};
 
@@ -218,7 +218,8 @@ impl Worker {
     /// Asks the child to exit, waits up to `grace`, then kills it.
     pub fn shutdown(mut self, grace: Duration) {
         if let Some(mut session) = self.session.take() {
-            let _ = control::write_frame(&mut &session.control, &ParentFrame::Shutdown);
+            let _ =
+                control::write_frame(&mut ControlWriter(&session.control), &ParentFrame::Shutdown);
             if session.process.reap(grace).is_none() {
                 session.process.kill_and_reap();
             }
