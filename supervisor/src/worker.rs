@@ -48,6 +48,13 @@ pub struct Worker {
     stats: WorkerStats,
 }
 
+// Workers move between threads (a pool hands them to its callers).
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Worker>();
+    assert_send::<CancelToken>();
+};
+
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")
