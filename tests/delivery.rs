@@ -13,15 +13,8 @@ use support::fixture;
 #[test]
 fn ten_million_rows_of_random_sizes_arrive_exactly_once_in_order() {
     let mut worker = Worker::spawn(fixture()).unwrap();
-    let request = SyntheticRequest {
-        rows: 10_000_000,
-        sizes: Sizes::Uniform { min: 0, max: 600 },
-        streams: 1,
-        seed: 0xD15EA5E,
-        rate: None,
-        work_iters: 0,
-        progress_every: 0,
-    };
+    let request =
+        SyntheticRequest::new(10_000_000, Sizes::Uniform { min: 0, max: 600 }).with_seed(0xD15EA5E);
     let mut checksum = Checksum::default();
     let mut next = 0u64;
     let mut bytes = 0u64;
@@ -52,20 +45,15 @@ fn ten_million_rows_of_random_sizes_arrive_exactly_once_in_order() {
 #[test]
 fn three_interleaved_streams_keep_their_order_and_content() {
     let mut worker = Worker::spawn(fixture()).unwrap();
-    let request = SyntheticRequest {
-        rows: 300_000,
-        sizes: Sizes::LogNormal {
-            median: 120,
-            sigma: 1.0,
-            min: 8,
-            max: 8192,
-        },
-        streams: 3,
-        seed: 9,
-        rate: None,
-        work_iters: 0,
-        progress_every: 0,
+    let sizes = Sizes::LogNormal {
+        median: 120,
+        sigma: 1.0,
+        min: 8,
+        max: 8192,
     };
+    let request = SyntheticRequest::new(300_000, sizes)
+        .with_streams(3)
+        .with_seed(9);
     let mut last_per_stream = [None::<u64>; 3];
     let mut expected = Vec::new();
     let mut sink = |row: Row<'_>| {

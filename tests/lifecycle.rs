@@ -24,10 +24,7 @@ use support::{alive, assert_usable, fixture, wait_until};
 
 /// A synthetic request of 100-byte rows (seed 0) paced at `rate` rows/s.
 fn paced(rows: u64, rate: f64) -> SyntheticRequest {
-    SyntheticRequest {
-        rate: Some(rate),
-        ..SyntheticRequest::fixed(rows, 100)
-    }
+    SyntheticRequest::fixed(rows, 100).with_rate(rate)
 }
 
 /// A sink for [`paced`] rows that verifies each (exactly once, in order) and

@@ -34,6 +34,13 @@ pub(crate) struct Limits<'a> {
     pub(crate) cancel: Option<&'a CancelToken>,
 }
 
+/// What to run: the request as it goes out on the control channel.
+pub(crate) struct Call<'a> {
+    pub(crate) id: u64,
+    pub(crate) command: &'a str,
+    pub(crate) args: Box<RawValue>,
+}
+
 /// How a request ended and what that means for the child.
 pub(crate) struct Outcome {
     pub(crate) result: Result<Box<RawValue>, Error>,
@@ -108,43 +115,31 @@ impl Delivery {
 /// over the sink so the per-row call is inlined into the loop.
 pub(crate) fn run<S: Sink + ?Sized>(
     session: &mut Session,
-    id: u64,
-    command: &str,
-    args: Box<RawValue>,
+    call: Call<'_>,
     sink: &mut S,
     limits: &Limits<'_>,
     stats: &mut WorkerStats,
 ) -> Outcome {
     let mut delivery = Delivery::default();
-    let outcome = run_inner(
-        session,
-        id,
-        command,
-        args,
-        sink,
-        limits,
-        stats,
-        &mut delivery,
-    );
+    let outcome = deliver(session, call, sink, limits, stats, &mut delivery);
+    // Rows delivered count whatever the outcome.
     delivery.merge_into(stats);
     outcome
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_inner<S: Sink + ?Sized>(
+fn deliver<S: Sink + ?Sized>(
     session: &mut Session,
-    id: u64,
-    command: &str,
-    args: Box<RawValue>,
+    call: Call<'_>,
     sink: &mut S,
     limits: &Limits<'_>,
     stats: &mut WorkerStats,
     delivery: &mut Delivery,
 ) -> Outcome {
+    let id = call.id;
     let frame = ParentFrame::Request(RequestFrame {
         id,
-        command: command.to_owned(),
-        args,
+        command: call.command.to_owned(),
+        args: call.args,
     });
     if let Err(source) = control::write_frame(&mut ControlWriter(&session.control), &frame) {
         // A child that died while idle shows up as a broken pipe here.

@@ -9,7 +9,7 @@ use shm_proto::control::{self, Hello, ParentFrame};
 use crate::cancel::CancelToken;
 use crate::config::WorkerConfig;
 use crate::error::Error;
-use crate::request::{self, Limits};
+use crate::request::{self, Call, Limits};
 use crate::session::{ControlWriter, Session};
 use crate::sink::{Discard, Sink};
 use crate::stats::{RestartReason, WorkerStats};
@@ -157,7 +157,13 @@ impl Worker {
         if let Some(token) = &options.cancel {
             token.watch(&session.memory);
         }
-        let outcome = request::run(session, id, command, args, sink, &limits, &mut self.stats);
+        let outcome = request::run(
+            session,
+            Call { id, command, args },
+            sink,
+            &limits,
+            &mut self.stats,
+        );
         if let Some(token) = &options.cancel {
             token.unwatch(&session.memory);
         }

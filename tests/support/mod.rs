@@ -188,15 +188,9 @@ pub fn cancel_after(
 /// Runs a small synthetic request on `worker` and verifies every row and the
 /// summary: the worker is usable.
 pub fn assert_usable(worker: &mut Worker) {
-    let request = SyntheticRequest {
-        rows: 20_000,
-        sizes: Sizes::Uniform { min: 0, max: 300 },
-        streams: 2,
-        seed: 77,
-        rate: None,
-        work_iters: 0,
-        progress_every: 0,
-    };
+    let request = SyntheticRequest::new(20_000, Sizes::Uniform { min: 0, max: 300 })
+        .with_streams(2)
+        .with_seed(77);
     let mut checksum = Checksum::default();
     let mut next = 0u64;
     let mut expected = Vec::new();

@@ -105,17 +105,41 @@ fn one() -> u16 {
 }
 
 impl SyntheticRequest {
-    /// `rows` rows of `bytes` bytes on one stream, seed 0.
-    pub fn fixed(rows: u64, bytes: u32) -> Self {
+    /// `rows` rows sized by `sizes` on one stream, seed 0, unpaced, no CPU
+    /// work, no progress.
+    pub fn new(rows: u64, sizes: Sizes) -> Self {
         SyntheticRequest {
             rows,
-            sizes: Sizes::Fixed { bytes },
+            sizes,
             streams: 1,
             seed: 0,
             rate: None,
             work_iters: 0,
             progress_every: 0,
         }
+    }
+
+    /// `rows` rows of `bytes` bytes on one stream, seed 0.
+    pub fn fixed(rows: u64, bytes: u32) -> Self {
+        Self::new(rows, Sizes::Fixed { bytes })
+    }
+
+    /// Spreads the rows round-robin over `streams` streams.
+    pub fn with_streams(mut self, streams: u16) -> Self {
+        self.streams = streams;
+        self
+    }
+
+    /// Sets the seed of sizes and contents.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Paces the rows at `rate` per second.
+    pub fn with_rate(mut self, rate: f64) -> Self {
+        self.rate = Some(rate);
+        self
     }
 }
 
