@@ -6,14 +6,16 @@
 
 use std::process::ExitCode;
 
-use ringworker_child::{Worker, builtins};
+use ringworker_child::{ChildRuntime, builtins};
 
 fn main() -> ExitCode {
     if let Some(ms) = env_number("FIXTURE_STARTUP_DELAY_MS") {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
-    let mut worker =
-        builtins::register(Worker::new("ringworker-fixture", env!("CARGO_PKG_VERSION")));
+    let mut worker = builtins::register(ChildRuntime::new(
+        "ringworker-fixture",
+        env!("CARGO_PKG_VERSION"),
+    ));
     if let Some(protocol) = env_number("FIXTURE_PROTOCOL") {
         worker = worker.announce_protocol(protocol as u32);
     }

@@ -15,7 +15,7 @@ pub const WORKER_SUBCOMMAND: &str = "__worker";
 
 /// Serves the built-in commands (never returns while the supervisor lives).
 pub fn run_worker() -> Result<()> {
-    ringworker_child::builtins::register(ringworker_child::Worker::new(
+    ringworker_child::builtins::register(ringworker_child::ChildRuntime::new(
         "ringbench-worker",
         env!("CARGO_PKG_VERSION"),
     ))

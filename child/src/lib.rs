@@ -1,7 +1,7 @@
 //! `ringworker-child`: the worker side of ringworker.
 //!
 //! A worker is a process started by a ringworker supervisor with its ring's
-//! memfd on fd 3 and a control socket on fd 4. [`Worker`] turns any `main`
+//! memfd on fd 3 and a control socket on fd 4. [`ChildRuntime`] turns any `main`
 //! into one: it attaches both, sends the handshake (protocol version, name,
 //! version, commands), then serves requests one at a time. A command gets a
 //! [`RowWriter`] that writes rows, progress and diagnostics into the ring in
@@ -22,6 +22,6 @@ mod writer;
 
 pub use error::{ChildError, CommandError, codes};
 pub use registry::Registry;
-pub use runtime::{PANIC_EXIT_CODE, Worker};
+pub use runtime::{ChildRuntime, PANIC_EXIT_CODE};
 pub use shm_proto::control::Level;
 pub use writer::{RowWriter, check_cancelled};

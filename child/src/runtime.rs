@@ -20,18 +20,18 @@ use crate::writer::RowWriter;
 pub const PANIC_EXIT_CODE: i32 = 101;
 
 /// A worker: a name, a version and its commands. Build it in `main`, then
-/// [`Worker::run`].
-pub struct Worker {
+/// [`ChildRuntime::run`].
+pub struct ChildRuntime {
     name: String,
     version: String,
     registry: Registry,
     protocol: u32,
 }
 
-impl Worker {
+impl ChildRuntime {
     /// A worker with no commands yet.
     pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
-        Worker {
+        ChildRuntime {
             name: name.into(),
             version: version.into(),
             registry: Registry::default(),

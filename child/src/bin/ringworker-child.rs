@@ -4,10 +4,13 @@
 
 use std::process::ExitCode;
 
-use ringworker_child::{Worker, builtins};
+use ringworker_child::{ChildRuntime, builtins};
 
 fn main() -> ExitCode {
-    let worker = builtins::register(Worker::new("ringworker-child", env!("CARGO_PKG_VERSION")));
+    let worker = builtins::register(ChildRuntime::new(
+        "ringworker-child",
+        env!("CARGO_PKG_VERSION"),
+    ));
     match worker.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -7,10 +7,10 @@ pub mod echo;
 pub mod faults;
 pub mod synthetic;
 
-use crate::Worker;
+use crate::ChildRuntime;
 
 /// Registers every built-in command on `worker`.
-pub fn register(worker: Worker) -> Worker {
+pub fn register(worker: ChildRuntime) -> ChildRuntime {
     worker
         .command(
             "synthetic",
