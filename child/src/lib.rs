@@ -12,6 +12,40 @@
 //! ring's producer for one request, `runtime` runs the loop. `builtins` holds
 //! the commands of the `ringworker-child` binary (synthetic rows, echo, fault
 //! injection) that benchmarks and the supervisor's tests run against.
+//!
+//! # Examples
+//!
+//! A worker with one command that streams JSON rows (the supervisor side is
+//! `ringworker`'s `examples/squares.rs`):
+//!
+//! ```no_run
+//! use ringworker_child::{ChildRuntime, CommandError, RowWriter};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Deserialize)]
+//! struct Squares { n: u64 }
+//!
+//! #[derive(Serialize)]
+//! struct Done { rows: u64 }
+//!
+//! fn squares(req: Squares, out: &mut RowWriter<'_>) -> Result<Done, CommandError> {
+//!     for i in 0..req.n {
+//!         if out.is_cancelled() {
+//!             return Err(CommandError::cancelled());
+//!         }
+//!         out.json(0, &(i, i * i))?; // serialized straight into shared memory
+//!     }
+//!     Ok(Done { rows: req.n })
+//! }
+//!
+//! fn main() {
+//!     let runtime = ChildRuntime::new("squares", "0.1.0").command("squares", "i and i² for i < n", squares);
+//!     if let Err(err) = runtime.run() {
+//!         eprintln!("{err}");
+//!         std::process::exit(2);
+//!     }
+//! }
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod builtins;

@@ -16,6 +16,41 @@
 //! streaming loop with its checks) → `worker` (the public API, restarts,
 //! stats). `sink`, `cancel`, `config`, `error` and `stats` are the types the
 //! caller sees.
+//!
+//! # Examples
+//!
+//! Start a worker binary, stream a command's JSON rows into a typed sink and
+//! decode its summary (the worker side is `ringworker-child`'s example; both
+//! are in this crate's `examples/`):
+//!
+//! ```no_run
+//! use ringworker::{TypedSink, Worker, WorkerConfig};
+//!
+//! # fn main() -> Result<(), ringworker::Error> {
+//! let mut worker = Worker::spawn(WorkerConfig::new("target/debug/examples/squares-worker"))?;
+//! let mut sum = 0u64;
+//! let mut sink = TypedSink::new(|_stream, (_i, square): (u64, u64)| sum += square);
+//! let done: serde_json::Value = worker.stream("squares", &serde_json::json!({ "n": 10 }), &mut sink)?;
+//! assert_eq!(done["rows"], 10);
+//! assert_eq!(sum, 285);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Any failure of the child is a typed error that says how far it got:
+//!
+//! ```no_run
+//! # use ringworker::{Discard, ErrorKind, Worker, WorkerConfig};
+//! # fn main() -> Result<(), ringworker::Error> {
+//! # let mut worker = Worker::spawn(WorkerConfig::new("target/debug/examples/squares-worker"))?;
+//! match worker.stream::<_, serde_json::Value, _>("squares", &serde_json::json!({ "n": 10 }), &mut Discard) {
+//!     Ok(summary) => println!("done: {summary}"),
+//!     Err(err) if err.kind() == ErrorKind::Worker => eprintln!("the command failed: {err}"),
+//!     Err(err) => eprintln!("after {} rows: {err}; the next request gets a fresh child", err.rows_delivered().unwrap_or(0)),
+//! }
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 
 mod cancel;
