@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 
 use shm_proto::{
-    ErrorKind, Readiness, RecordKind, RecordMeta, RingConfig, RingError, record_size, ring,
+    ClosedBy, ErrorKind, Readiness, RecordKind, RecordMeta, RingConfig, RingError, record_size,
+    ring,
 };
 
 fn small() -> RingConfig {
@@ -74,13 +75,10 @@ fn oversized_record_is_rejected() {
 #[test]
 fn invalid_configs_are_rejected() {
     for (capacity, max_payload) in [(3000, 16), (1 << 31, 16), (4096, 0), (4096, 4096)] {
-        let err = RingConfig {
-            capacity,
-            max_payload,
-            generation: 1,
-        }
-        .validate()
-        .unwrap_err();
+        let err = RingConfig::with_capacity(capacity)
+            .with_max_payload(max_payload)
+            .validate()
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Usage, "{capacity} {max_payload}");
     }
 }
@@ -105,19 +103,19 @@ fn full_ring_times_out_and_consumer_frees_space() {
 
 #[test]
 fn cancel_word_unblocks_a_full_producer_of_that_request_only() {
-    let (mut tx, _rx) = ring(&small()).unwrap();
+    let (mut tx, rx) = ring(&small()).unwrap();
     while tx
         .reserve_timeout(RecordMeta::data(5, 0), 200, Duration::from_millis(1))
         .map(|s| s.commit())
         .is_ok()
     {}
-    tx.memory().request_cancel(4);
+    rx.remote().request_cancel(4);
     let err = tx
         .reserve_timeout(RecordMeta::data(5, 0), 200, Duration::from_millis(20))
         .err()
         .unwrap();
     assert!(matches!(err, RingError::TimedOut), "{err:?}");
-    tx.memory().request_cancel(5);
+    rx.remote().request_cancel(5);
     let err = tx.reserve(RecordMeta::data(5, 0), 200).err().unwrap();
     assert!(
         matches!(err, RingError::Cancelled { request: 5 }),
@@ -148,7 +146,9 @@ fn close_drains_then_reports_closed() {
     assert_eq!(rx.wait(Duration::from_secs(1)).unwrap(), Readiness::Closed);
     assert!(matches!(
         rx.recv_timeout(Duration::from_secs(1)),
-        Err(RingError::Closed { by: "producer" })
+        Err(RingError::Closed {
+            by: ClosedBy::Producer
+        })
     ));
 }
 
@@ -166,18 +166,23 @@ fn dropping_the_consumer_unblocks_the_producer() {
     drop(rx);
     let err = handle.join().unwrap();
     assert!(
-        matches!(err, RingError::Closed { by: "consumer" }),
+        matches!(
+            err,
+            RingError::Closed {
+                by: ClosedBy::Consumer
+            }
+        ),
         "{err:?}"
     );
 }
 
 #[test]
 fn wake_consumer_interrupts_a_wait() {
-    let (tx, mut rx) = ring(&small()).unwrap();
-    let memory = tx.memory().clone();
+    let (_tx, mut rx) = ring(&small()).unwrap();
+    let remote = rx.remote();
     let waker = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(50));
-        memory.wake_consumer();
+        remote.wake();
     });
     let start = Instant::now();
     let outcome = rx.wait(Duration::from_secs(5)).unwrap();

@@ -8,12 +8,11 @@
 #![cfg(not(loom))]
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use shm_proto::{
-    Consumer, CorruptField, ErrorKind, HEADER_BYTES, Producer, Readiness, RecordKind, RecordMeta,
-    RingConfig, RingError, RingMemory, record_size,
+    Consumer, CorruptField, ErrorKind, HEADER_BYTES, HeaderWord, Producer, Readiness, RecordKind,
+    RecordMeta, RingConfig, RingError, RingMemory, record_size,
 };
 
 /// Offsets of header words (see `shm_proto::layout`).
@@ -62,11 +61,7 @@ impl Live {
     }
 
     fn write_index(&self) -> u64 {
-        self.evil
-            .header()
-            .producer
-            .write_index
-            .load(Ordering::Acquire)
+        self.evil.debug_load(HeaderWord::WriteIndex)
     }
 
     fn set_write_index(&self, value: u64) {
@@ -78,12 +73,7 @@ impl Live {
     /// Where the consumer reads next (it has consumed and published everything).
     fn read_pos(&mut self) -> usize {
         self.rx.flush();
-        let tail = self
-            .evil
-            .header()
-            .consumer
-            .read_index
-            .load(Ordering::Acquire);
+        let tail = self.evil.debug_load(HeaderWord::ReadIndex);
         (tail % self.capacity as u64) as usize
     }
 
@@ -485,7 +475,7 @@ fn random_round(seed: u64) -> Outcome {
                 assert!(matches!(e, RingError::Corrupt { .. }), "{e:?}");
                 assert_eq!(e.kind(), ErrorKind::Corruption);
                 outcome.corrupt = true;
-                live.rx.memory().poison();
+                live.rx.remote().poison();
                 return outcome;
             }
         }

@@ -17,18 +17,15 @@ use std::time::Duration;
 
 use loom::thread;
 use shm_proto::{
-    Consumer, Producer, Readiness, RecordKind, RecordMeta, RingConfig, RingMemory, WaitStrategy,
-    record_size,
+    Consumer, HeaderWord, Producer, Readiness, RecordKind, RecordMeta, RingConfig, RingMemory,
+    WaitStrategy, record_size,
 };
 
 const CAPACITY: usize = 4096;
 const FOREVER: Duration = Duration::from_secs(3600);
 
 /// No spinning (real time must not steer the model), "infinite" sleeps.
-const MODEL_WAIT: WaitStrategy = WaitStrategy {
-    spin: Duration::ZERO,
-    max_sleep: FOREVER,
-};
+const MODEL_WAIT: WaitStrategy = WaitStrategy::new(Duration::ZERO, FOREVER);
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
@@ -48,9 +45,8 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 /// suffice to reach the wrap point.
 fn ring_at(start: u64) -> (Producer, Consumer) {
     let memory = Arc::new(RingMemory::new_for_model(&RingConfig::with_capacity(CAPACITY)).unwrap());
-    let header = memory.header();
-    header.producer.write_index.store(start, Ordering::Relaxed);
-    header.consumer.read_index.store(start, Ordering::Relaxed);
+    memory.debug_store(HeaderWord::WriteIndex, start);
+    memory.debug_store(HeaderWord::ReadIndex, start);
     let mut tx = Producer::new(memory.clone()).unwrap();
     let mut rx = Consumer::new(memory).unwrap();
     tx.set_wait_strategy(MODEL_WAIT);
