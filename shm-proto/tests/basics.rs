@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use shm_proto::{
-    ClosedBy, ErrorKind, Readiness, RecordKind, RecordMeta, RingConfig, RingError, record_size,
-    ring,
+    ClosedBy, ErrorKind, HeaderWord, Readiness, RecordKind, RecordMeta, RingConfig, RingError,
+    record_size, ring,
 };
 
 fn small() -> RingConfig {
@@ -240,4 +240,145 @@ fn json_values_are_written_in_place() {
         assert_eq!(&got, expect);
     }
     assert_eq!(tx.stats().json_retries, 1);
+}
+
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (seed as u8).wrapping_mul(29).wrapping_add(i as u8 ^ 0x5A))
+        .collect()
+}
+
+#[test]
+fn copy_payload_into_and_recv_copy_are_byte_exact_across_wraps() {
+    let config = small();
+    let max = config.max_payload;
+    let (mut tx, mut rx) = ring(&config).unwrap();
+    let lens = [0, 1, 7, 8, 9, 15, 16, 17, 100, 255, 256, 257, max - 1, max];
+    // Starts longer than any payload and full of junk: must be replaced.
+    let mut buf = vec![0xEEu8; 2 * max];
+    let mut seq = 0u64;
+    // Enough rounds to wrap the 4 KiB ring many times.
+    for round in 0..40 {
+        for &len in &lens {
+            let expect = pattern(seq, len);
+            tx.push(RecordMeta::data(seq, round as u16), &expect)
+                .unwrap();
+            tx.flush();
+            if seq % 2 == 0 {
+                let rec = rx.try_recv().unwrap().expect("record");
+                rec.copy_payload_into(&mut buf);
+                assert_eq!(buf, expect, "copy_payload_into, record {seq}");
+                assert_eq!(rec.payload(), &expect[..]);
+            } else {
+                let header = rx.recv_copy(&mut buf).unwrap().expect("record");
+                assert_eq!(header.len as usize, len);
+                assert_eq!(header.request, seq);
+                assert_eq!(buf, expect, "recv_copy, record {seq}");
+            }
+            seq += 1;
+        }
+    }
+    assert!(rx.recv_copy(&mut buf).unwrap().is_none());
+}
+
+/// A hostile peer that resets the consumer's sleep word and sends
+/// `FUTEX_WAKE`s as fast as it can, until dropped.
+struct WakeStorm {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl WakeStorm {
+    fn start(memory: std::sync::Arc<shm_proto::RingMemory>) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut wakes = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                memory.debug_store(HeaderWord::ConsumerSleep, 0);
+                memory.debug_futex_wake(HeaderWord::ConsumerSleep);
+                wakes += 1;
+            }
+            wakes
+        });
+        WakeStorm {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for WakeStorm {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let wakes = thread.join().unwrap();
+            assert!(wakes > 0, "the storm never ran");
+        }
+    }
+}
+
+#[test]
+fn a_storm_of_spurious_wakes_does_not_make_the_consumer_spin() {
+    let (_tx, mut rx) = ring(&small()).unwrap();
+    let storm = WakeStorm::start(rx.memory().clone());
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while start.elapsed() < Duration::from_millis(500) {
+        assert!(
+            rx.recv_timeout(Duration::from_millis(100))
+                .unwrap()
+                .is_none()
+        );
+        calls += 1;
+    }
+    drop(storm);
+    let stats = rx.stats();
+    // Without back-off every spurious wake-up is a futex call (hundreds of
+    // thousands in 500 ms), and reporting them as `Woken` returns at once.
+    assert!(
+        calls <= 20,
+        "{calls} receive calls in 500 ms: spurious wakes were reported"
+    );
+    assert!(
+        stats.sleeps < 2_000,
+        "{} futex sleeps in 500 ms: the consumer spins ({stats:?})",
+        stats.sleeps
+    );
+    assert!(stats.spurious_wakeups > 0, "{stats:?}");
+    assert!(stats.backoffs > 0, "{stats:?}");
+}
+
+#[test]
+fn under_a_wake_storm_deadlines_hold_and_real_wakes_are_seen() {
+    let (mut tx, mut rx) = ring(&small()).unwrap();
+    let _storm = WakeStorm::start(rx.memory().clone());
+    // Timeouts still hold (and are not cut short by the storm).
+    let start = Instant::now();
+    assert_eq!(
+        rx.wait(Duration::from_millis(150)).unwrap(),
+        Readiness::TimedOut
+    );
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(150), "{waited:?}");
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    // A deliberate wake from this process is still reported as `Woken`.
+    let remote = rx.remote();
+    let waker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        remote.wake();
+    });
+    let start = Instant::now();
+    assert_eq!(rx.wait(Duration::from_secs(10)).unwrap(), Readiness::Woken);
+    assert!(start.elapsed() < Duration::from_secs(3));
+    waker.join().unwrap();
+    // And data is still delivered.
+    tx.push(RecordMeta::data(9, 0), b"row").unwrap();
+    tx.flush();
+    let rec = rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap()
+        .expect("record under a wake storm");
+    assert_eq!(rec.payload(), b"row");
 }

@@ -540,3 +540,46 @@ fn consumer_created_over_a_scribbled_read_index_fails_typed() {
         .unwrap();
     assert!(Consumer::new(memory).is_ok());
 }
+
+/// A consumer whose read position (and the write index) start at `start`,
+/// with a forged padding record at the read position that fills `to_end`
+/// bytes up to the end of the buffer, published.
+fn ring_with_padding(capacity: usize, to_end: usize) -> (Arc<RingMemory>, Consumer) {
+    let memory = Arc::new(RingMemory::create(&RingConfig::with_capacity(capacity)).unwrap());
+    let start = (3 * capacity - to_end) as u64;
+    memory.debug_store(HeaderWord::ReadIndex, start);
+    memory.debug_store(HeaderWord::WriteIndex, start);
+    let rx = Consumer::new(memory.clone()).unwrap();
+    let mut bytes = [0u8; 16];
+    bytes[..4].copy_from_slice(&((to_end - 16) as u32).to_le_bytes());
+    bytes[4] = RecordKind::Padding as u8;
+    memory
+        .debug_write_bytes(HEADER_BYTES + capacity - to_end, &bytes)
+        .unwrap();
+    memory.debug_store(HeaderWord::WriteIndex, start + to_end as u64);
+    (memory, rx)
+}
+
+#[test]
+fn padding_as_long_as_a_maximal_record_is_corrupt() {
+    let capacity = 4096;
+    let max_record = record_size(RingConfig::with_capacity(capacity).max_payload);
+    assert_eq!(max_record, 512);
+    // The longest honest padding (the next record is maximal and misses the
+    // end by 8 bytes) is skipped.
+    let (_memory, mut rx) = ring_with_padding(capacity, max_record - 8);
+    assert!(rx.try_recv().unwrap().is_none());
+    assert_eq!(rx.pending_bytes(), 0);
+    // Any padding a maximal record would have fitted in is corruption, up to
+    // a padding spanning the whole buffer (which would let a hostile
+    // producer make the consumer skip laps without any records).
+    for to_end in [max_record, max_record + 8, 2048, capacity] {
+        let (_memory, mut rx) = ring_with_padding(capacity, to_end);
+        for _ in 0..2 {
+            let err = rx.try_recv().map(|r| r.map(|r| *r.header())).unwrap_err();
+            assert_corrupt(&err, CorruptField::Padding);
+        }
+        let err = rx.recv_copy(&mut Vec::new()).unwrap_err();
+        assert_corrupt(&err, CorruptField::Padding);
+    }
+}
