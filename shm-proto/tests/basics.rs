@@ -264,7 +264,7 @@ fn copy_payload_into_and_recv_copy_are_byte_exact_across_wraps() {
             tx.push(RecordMeta::data(seq, round as u16), &expect)
                 .unwrap();
             tx.flush();
-            if seq % 2 == 0 {
+            if seq.is_multiple_of(2) {
                 let rec = rx.try_recv().unwrap().expect("record");
                 rec.copy_payload_into(&mut buf);
                 assert_eq!(buf, expect, "copy_payload_into, record {seq}");
