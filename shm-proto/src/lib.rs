@@ -27,9 +27,11 @@
 //! # Features
 //!
 //! - `fault-injection` (off by default): raw, protocol-free writes to the
-//!   mapping ([`RingMemory::debug_write_bytes`], [`RingMemory::debug_store`]
-//!   on a [`HeaderWord`]) and [`SharedWords`], for tests, benchmarks and the
-//!   worker's fault commands. Never enable it in production builds.
+//!   mapping (`RingMemory::debug_write_bytes`, `RingMemory::debug_store` /
+//!   `debug_load` / `debug_futex_wake` on a `HeaderWord`) and `SharedWords`,
+//!   for tests, benchmarks and the worker's fault commands. Never enable it
+//!   in production builds: it is exactly what a hostile peer can do, offered
+//!   as an API.
 
 pub mod control;
 pub mod record;
