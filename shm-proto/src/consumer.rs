@@ -14,28 +14,34 @@
 //! # A racing hostile writer under Rust's memory model
 //!
 //! A hostile child can store to any byte of the mapping at any time, with no
-//! synchronization. Seen from the supervisor, that is a data race on the
-//! bytes it races with. The supervisor stays sound because of how it
-//! touches those bytes:
+//! synchronization. Said plainly: where such a store overlaps a non-atomic
+//! read of ours (the payload `memcpy`, a sink reading a borrowed payload), it
+//! is a data race, which Rust's memory model leaves undefined. The writer is
+//! another process, outside the abstract machine, so the compiler cannot
+//! exploit the race; what remains is what the hardware does: the bytes read
+//! are some mix of old and new values. The supervisor is sound because it
+//! never lets such bytes steer it:
 //!
 //! - Header words are only ever accessed through atomics (every field of the
 //!   header is one), and record headers are copied out with two `AtomicU64`
-//!   loads through a raw pointer. Atomic accesses cannot race in the sense
-//!   of the memory model, and any bit pattern is a valid value: a forged
-//!   value is caught by validation, never by undefined behaviour.
-//! - The supervisor never forms a reference into shared bytes that it then
-//!   trusts: every value it acts on (index, length, kind) is copied into a
-//!   private local first, checked, and only then used. A change in shared
-//!   memory after the copy cannot change the checked value.
+//!   loads through a raw pointer: no racy non-atomic read of anything that
+//!   steers the consumer, and any bit pattern is a valid value, so a forged
+//!   value is caught by validation.
+//! - It never forms a reference into shared bytes that it then trusts: every
+//!   value it acts on (index, length, kind) is copied into a private local,
+//!   checked, and only then used; a later change in shared memory cannot
+//!   change the checked value, and no Rust reference ever asserts that
+//!   shared bytes stay unchanged.
 //! - Payload bytes are plain `u8`s, for which every bit pattern is valid.
 //!   [`Record::copy_payload_into`] and [`Consumer::recv_copy`] copy them with
 //!   a raw-pointer `memcpy`, without forming a `&[u8]`; what the supervisor
 //!   parses itself (progress, diagnostics, end markers) goes through that copy
-//!   into private memory, so a racing writer can make the copy contain
-//!   garbage, which the parser rejects, but cannot change bytes between a
-//!   check and a use.
+//!   into private memory, so a racing writer can make the copy garbage,
+//!   which the parser rejects, but cannot change bytes between a check and a
+//!   use.
 //! - Payload slices handed to raw sinks ([`Record::payload`]) are untrusted
-//!   data; whoever parses them validates them (next section).
+//!   data that whoever parses them validates; an honest producer never
+//!   writes them while they are borrowed (next section).
 //!
 //! # Aliasing of borrowed payloads
 //!
