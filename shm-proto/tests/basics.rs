@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use shm_proto::{
-    ClosedBy, ErrorKind, HeaderWord, Readiness, RecordKind, RecordMeta, RingConfig, RingError,
-    record_size, ring,
+    ClosedBy, ErrorKind, Half, HeaderWord, Readiness, RecordKind, RecordMeta, RingConfig,
+    RingError, record_size, ring,
 };
 
 fn small() -> RingConfig {
@@ -381,4 +381,57 @@ fn under_a_wake_storm_deadlines_hold_and_real_wakes_are_seen() {
         .unwrap()
         .expect("record under a wake storm");
     assert_eq!(rec.payload(), b"row");
+}
+
+#[test]
+fn halves_are_claimed_once_and_the_remote_reports_state() {
+    let (mut tx, rx) = ring(&small()).unwrap();
+    let err = shm_proto::Consumer::new(rx.memory().clone()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RingError::AlreadyClaimed {
+                half: Half::Consumer
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "the ring's consumer half is already in use"
+    );
+    let err = shm_proto::Producer::new(tx.memory().clone()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RingError::AlreadyClaimed {
+                half: Half::Producer
+            }
+        ),
+        "{err:?}"
+    );
+    let remote = rx.remote();
+    assert!(remote.same_ring(&rx.remote().clone()));
+    assert_eq!(remote.closed_by(), None);
+    tx.beat();
+    tx.beat();
+    assert_eq!(remote.heartbeat(), 2);
+    tx.close();
+    assert_eq!(remote.closed_by(), Some(ClosedBy::Producer));
+    remote.poison();
+    assert_eq!(remote.closed_by(), Some(ClosedBy::Poison));
+}
+
+#[test]
+fn a_wake_sent_while_the_consumer_is_busy_is_not_lost() {
+    let (_tx, mut rx) = ring(&small()).unwrap();
+    rx.remote().wake();
+    let start = Instant::now();
+    assert_eq!(rx.wait(Duration::from_secs(10)).unwrap(), Readiness::Woken);
+    assert!(start.elapsed() < Duration::from_secs(3));
+    // Taken once: the next wait sleeps until its timeout.
+    assert_eq!(
+        rx.wait(Duration::from_millis(20)).unwrap(),
+        Readiness::TimedOut
+    );
 }
