@@ -30,6 +30,7 @@ pub const LAYOUT_VERSION: u32 = 1;
 pub const HEADER_BYTES: usize = 4096;
 
 /// Size of one header line.
+#[cfg_attr(loom, allow(dead_code))]
 pub const LINE: usize = 128;
 
 /// Smallest allowed capacity of the data area.
