@@ -274,11 +274,14 @@ impl Consumer {
         Ok(n)
     }
 
-    /// Waits until a record is published, the ring is closed, someone wakes
-    /// the consumer, or `timeout` passes. Spins for
+    /// Waits until a record is published, the ring is closed, a
+    /// [`ConsumerRemote::wake`] of this process arrives (also one sent before
+    /// this call, since the last `Woken`), or `timeout` passes. Spins for
     /// [`WaitStrategy::spin`], then announces that it sleeps, re-checks, and
     /// sleeps on the shared futex in slices of at most
-    /// [`WaitStrategy::max_sleep`].
+    /// [`WaitStrategy::max_sleep`]. Wake-ups the peer causes without data
+    /// are not reported; repeated ones make it back off (see the module
+    /// docs), which never extends the wait past `timeout`.
     pub fn wait(&mut self, timeout: Duration) -> Result<Readiness, RingError> {
         if self.poll_ready()? {
             self.spurious = 0;
