@@ -68,10 +68,7 @@ impl Throughput {
 
 /// The ring config a case runs with.
 pub fn ring_config(capacity: usize) -> RingConfig {
-    RingConfig {
-        generation: GENERATION,
-        ..RingConfig::with_capacity(capacity)
-    }
+    RingConfig::with_capacity(capacity).with_generation(GENERATION)
 }
 
 /// Runs one case: creates the ring, spawns the producer child, consumes.

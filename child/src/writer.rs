@@ -141,6 +141,7 @@ impl<'a> RowWriter<'a> {
 
     /// The ring itself, for fault injection (scribbling over shared memory).
     #[doc(hidden)]
+    #[cfg(feature = "fault-injection")]
     pub fn ring_memory(&self) -> &std::sync::Arc<shm_proto::RingMemory> {
         self.producer.memory()
     }

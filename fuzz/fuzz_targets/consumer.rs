@@ -16,7 +16,7 @@ use std::time::Duration;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use shm_proto::{
-    Consumer, ErrorKind, HEADER_BYTES, Producer, RecordKind, RecordMeta, RingConfig, RingError,
+    Consumer, ErrorKind, HEADER_BYTES, HeaderWord, Producer, RecordKind, RecordMeta, RingConfig, RingError,
     RingMemory, WaitStrategy,
 };
 
@@ -73,10 +73,7 @@ enum Op {
     Scribble(Scribble),
 }
 
-const NO_SPIN: WaitStrategy = WaitStrategy {
-    spin: Duration::ZERO,
-    max_sleep: Duration::from_millis(1),
-};
+const NO_SPIN: WaitStrategy = WaitStrategy::new(Duration::ZERO, Duration::from_millis(1));
 
 struct Ring {
     memory: Arc<RingMemory>,
@@ -103,11 +100,12 @@ impl Ring {
                 self.memory.debug_write_bytes(at, &value.to_le_bytes())
             }
             Scribble::WriteIndexDelta { delta } => {
-                let head = &self.memory.header().producer.write_index;
-                let value = head
-                    .load(std::sync::atomic::Ordering::Relaxed)
+                let value = self
+                    .memory
+                    .debug_load(HeaderWord::WriteIndex)
                     .wrapping_add_signed(i64::from(*delta));
-                self.memory.debug_write_bytes(128, &value.to_le_bytes())
+                self.memory.debug_store(HeaderWord::WriteIndex, value);
+                Ok(())
             }
             Scribble::Record {
                 offset,
@@ -155,12 +153,8 @@ fuzz_target!(|input: Input| {
     let largest = RingConfig::largest_payload_for(capacity);
     let max_payload = 1 + usize::from(input.max_payload) % largest;
     let memory = Arc::new(
-        RingMemory::create(&RingConfig {
-            capacity,
-            max_payload,
-            generation: 1,
-        })
-        .expect("create"),
+        RingMemory::create(&RingConfig::with_capacity(capacity).with_max_payload(max_payload))
+            .expect("create"),
     );
     let ring = Ring {
         memory: memory.clone(),
@@ -275,7 +269,7 @@ fuzz_target!(|input: Input| {
             check_consumer_error(&e);
             if e.kind() == ErrorKind::Corruption {
                 // What the supervisor does: poison the ring and stop reading.
-                memory.poison();
+                rx.remote().poison();
                 return;
             }
         }

@@ -3,11 +3,45 @@
 //! The consumer trusts nothing in shared memory. Its own read position lives
 //! in private memory; the shared read index is only ever written by it. The
 //! producer's write index is loaded once per refill and checked against the
-//! private read position; every record header is copied out (one volatile
-//! read) and checked before any of its fields is used. A check that fails
+//! private read position; every record header is copied out (two atomic
+//! loads) and checked before any of its fields is used. A check that fails
 //! yields [`RingError::Corrupt`]; nothing is indexed with an unchecked value
 //! and every loop advances the read position, so a hostile producer can cause
-//! an error but no panic, out-of-bounds read or endless loop.
+//! an error but no panic, out-of-bounds read or endless loop. Padding records
+//! are bounded (shorter than a maximal record), so at most one occurs per
+//! wrap.
+//!
+//! # A racing hostile writer under Rust's memory model
+//!
+//! A hostile child can store to any byte of the mapping at any time, with no
+//! synchronization. Said plainly: where such a store overlaps a non-atomic
+//! read of ours (the payload `memcpy`, a sink reading a borrowed payload), it
+//! is a data race, which Rust's memory model leaves undefined. The writer is
+//! another process, outside the abstract machine, so the compiler cannot
+//! exploit the race; what remains is what the hardware does: the bytes read
+//! are some mix of old and new values. The supervisor is sound because it
+//! never lets such bytes steer it:
+//!
+//! - Header words are only ever accessed through atomics (every field of the
+//!   header is one), and record headers are copied out with two `AtomicU64`
+//!   loads through a raw pointer: no racy non-atomic read of anything that
+//!   steers the consumer, and any bit pattern is a valid value, so a forged
+//!   value is caught by validation.
+//! - It never forms a reference into shared bytes that it then trusts: every
+//!   value it acts on (index, length, kind) is copied into a private local,
+//!   checked, and only then used; a later change in shared memory cannot
+//!   change the checked value, and no Rust reference ever asserts that
+//!   shared bytes stay unchanged.
+//! - Payload bytes are plain `u8`s, for which every bit pattern is valid.
+//!   [`Record::copy_payload_into`] and [`Consumer::recv_copy`] copy them with
+//!   a raw-pointer `memcpy`, without forming a `&[u8]`; what the supervisor
+//!   parses itself (progress, diagnostics, end markers) goes through that copy
+//!   into private memory, so a racing writer can make the copy garbage,
+//!   which the parser rejects, but cannot change bytes between a check and a
+//!   use.
+//! - Payload slices handed to raw sinks ([`Record::payload`]) are untrusted
+//!   data that whoever parses them validates; an honest producer never
+//!   writes them while they are borrowed (next section).
 //!
 //! # Aliasing of borrowed payloads
 //!
@@ -21,27 +55,55 @@
 //! are already treated as untrusted input, their length and location were
 //! fixed when the header was copied out and checked, and the slice never
 //! leaves the mapping, which outlives it. Callers that want no shared borrow
-//! at all use [`Consumer::recv_copy`].
+//! at all use [`Record::copy_payload_into`] or [`Consumer::recv_copy`].
+//!
+//! # Spurious wake-ups
+//!
+//! The sleep word lives in shared memory, so a child can reset it or send
+//! `FUTEX_WAKE`s at will. [`Consumer::wait`] therefore reports
+//! [`Readiness::Woken`] only for wakes sent through a [`ConsumerRemote`] of
+//! this process (marked in a process-local flag before the `FUTEX_WAKE`).
+//! Any other wake-up that brings neither data nor a state change is counted
+//! as spurious; after a few in a row the consumer backs off with plain
+//! sleeps of growing length (at most 2 ms, never past the
+//! caller's deadline), so a storm of them costs a bounded number of syscalls
+//! per second instead of a spinning core.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{CorruptField, RingError};
+use crate::error::{ClosedBy, CorruptField, RingError};
 use crate::layout::{MAGIC, state};
 use crate::memory::RingMemory;
 use crate::record::{RECORD_HEADER_BYTES, RecordHeader, RecordKind, record_size};
 use crate::sync::{Ordering, fence, spin_hint};
-use crate::wait::{WaitStrategy, Wakeup, futex_wait, futex_wake};
+use crate::wait::{WaitStrategy, Wakeup, backoff_sleep, futex_wait, futex_wake};
+
+/// Spurious wake-ups in a row that [`Consumer::wait`] takes without backing
+/// off (an honest producer causes one now and then: a wake aimed at an
+/// earlier announcement).
+const SPURIOUS_ALLOWANCE: u32 = 8;
+
+/// First back-off sleep after [`SPURIOUS_ALLOWANCE`] spurious wake-ups.
+const MIN_BACKOFF: Duration = Duration::from_micros(50);
+
+/// Longest back-off sleep: what a storm of spurious wake-ups can add to the
+/// latency of the next record.
+const MAX_BACKOFF: Duration = Duration::from_millis(2);
 
 /// What ended a [`Consumer::wait`].
+///
+/// Deliberately exhaustive: a wait loop must handle every outcome, and a new
+/// one would need every caller's attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Readiness {
     /// At least one record (possibly padding only) is published.
     Ready,
     /// The timeout elapsed with nothing published.
     TimedOut,
-    /// Someone woke the consumer without publishing (a watchdog, a closer):
-    /// the caller should re-check its own conditions.
+    /// A [`ConsumerRemote::wake`] of this process woke the consumer without
+    /// anything published (a watchdog, a cancel token): the caller should
+    /// re-check its own conditions. Never caused by the peer.
     Woken,
     /// The producer closed the ring (or it was poisoned) and everything
     /// published has been consumed.
@@ -50,6 +112,7 @@ pub enum Readiness {
 
 /// Counters kept by a consumer (process-local, trusted).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConsumerStats {
     /// Records handed out (padding excluded).
     pub records: u64,
@@ -59,6 +122,11 @@ pub struct ConsumerStats {
     pub sleeps: u64,
     /// Wake-ups sent to a producer blocked on a full ring.
     pub wakes_sent: u64,
+    /// Futex wake-ups that brought neither data, nor a state change, nor a
+    /// wake of this process (see the module docs).
+    pub spurious_wakeups: u64,
+    /// Back-off sleeps taken because of repeated spurious wake-ups.
+    pub backoffs: u64,
 }
 
 /// The consumer half. One per ring; not `Clone`.
@@ -67,6 +135,8 @@ pub struct Consumer {
     mask: u64,
     capacity: u64,
     max_payload: u64,
+    /// `record_size(max_payload)`: an honest padding record is shorter.
+    max_record: u64,
     /// Private read position: every byte before it has been released.
     tail: u64,
     /// Last value stored to the shared read index.
@@ -75,6 +145,9 @@ pub struct Consumer {
     head_cache: u64,
     publish_every: u64,
     wait: WaitStrategy,
+    /// Spurious wake-ups in a row (reset by data, a deliberate wake or a
+    /// futex timeout); above [`SPURIOUS_ALLOWANCE`] each one backs off.
+    spurious: u32,
     stats: ConsumerStats,
 }
 
@@ -111,11 +184,13 @@ impl Consumer {
             mask: capacity - 1,
             capacity,
             max_payload: memory.max_payload() as u64,
+            max_record: record_size(memory.max_payload()) as u64,
             tail,
             published: tail,
             head_cache: tail,
             publish_every: (capacity / 8).clamp(256, 256 << 10),
             wait: WaitStrategy::default(),
+            spurious: 0,
             stats: ConsumerStats::default(),
             memory,
         })
@@ -139,6 +214,14 @@ impl Consumer {
     /// Counters so far.
     pub fn stats(&self) -> ConsumerStats {
         self.stats
+    }
+
+    /// A handle for other threads of this process: wake this consumer,
+    /// request cancellation, poison the ring, read the peer's counters.
+    pub fn remote(&self) -> ConsumerRemote {
+        ConsumerRemote {
+            memory: Arc::clone(&self.memory),
+        }
     }
 
     /// Takes the next record without blocking. `Ok(None)`: nothing published.
@@ -166,8 +249,7 @@ impl Consumer {
     pub fn recv_copy(&mut self, buf: &mut Vec<u8>) -> Result<Option<RecordHeader>, RingError> {
         match self.try_recv()? {
             Some(record) => {
-                buf.clear();
-                buf.extend_from_slice(record.payload());
+                record.copy_payload_into(buf);
                 Ok(Some(*record.header()))
             }
             None => Ok(None),
@@ -192,13 +274,17 @@ impl Consumer {
         Ok(n)
     }
 
-    /// Waits until a record is published, the ring is closed, someone wakes
-    /// the consumer, or `timeout` passes. Spins for
+    /// Waits until a record is published, the ring is closed, a
+    /// [`ConsumerRemote::wake`] of this process arrives (also one sent before
+    /// this call, since the last `Woken`), or `timeout` passes. Spins for
     /// [`WaitStrategy::spin`], then announces that it sleeps, re-checks, and
     /// sleeps on the shared futex in slices of at most
-    /// [`WaitStrategy::max_sleep`].
+    /// [`WaitStrategy::max_sleep`]. Wake-ups the peer causes without data
+    /// are not reported; repeated ones make it back off (see the module
+    /// docs), which never extends the wait past `timeout`.
     pub fn wait(&mut self, timeout: Duration) -> Result<Readiness, RingError> {
         if self.poll_ready()? {
+            self.spurious = 0;
             return Ok(Readiness::Ready);
         }
         let start = Instant::now();
@@ -220,10 +306,11 @@ impl Consumer {
             word.store(1, Ordering::Relaxed);
             // Store-load barrier of the sleep handshake; pairs with the fence
             // in `Producer::publish` (for records) and with the one in
-            // `RingMemory::wake_consumer` (for close/poison/wake), so the
-            // state is checked only after the announcement: a close that
-            // lands before it is seen below, one that lands after it resets
-            // the word and the futex does not sleep.
+            // `RingMemory::wake_consumer_word` (for close/poison/wake), so the
+            // state and the wake flag are checked only after the
+            // announcement: a close or wake that lands before it is seen
+            // below, one that lands after it resets the word and the futex
+            // does not sleep.
             fence(Ordering::SeqCst);
             if memory.state() & (state::PRODUCER_CLOSED | state::POISONED) != 0 {
                 word.store(0, Ordering::Relaxed);
@@ -237,7 +324,13 @@ impl Consumer {
             }
             if self.poll_ready()? {
                 word.store(0, Ordering::Relaxed);
+                self.spurious = 0;
                 return Ok(Readiness::Ready);
+            }
+            if memory.take_consumer_wake() {
+                word.store(0, Ordering::Relaxed);
+                self.spurious = 0;
+                return Ok(Readiness::Woken);
             }
             let now = Instant::now();
             if now >= deadline {
@@ -248,10 +341,30 @@ impl Consumer {
             let woke = futex_wait(word, 1, self.wait.max_sleep.min(deadline - now))?;
             word.store(0, Ordering::Relaxed);
             if self.poll_ready()? {
+                self.spurious = 0;
                 return Ok(Readiness::Ready);
             }
-            if woke == Wakeup::Woken {
+            if memory.take_consumer_wake() {
+                self.spurious = 0;
                 return Ok(Readiness::Woken);
+            }
+            if woke == Wakeup::TimedOut {
+                self.spurious = 0;
+                continue;
+            }
+            // Neither data nor a wake of ours: a close (seen at the top of
+            // the loop), a producer's wake aimed at an earlier announcement,
+            // a signal, or a peer resetting the word / sending FUTEX_WAKEs.
+            self.stats.spurious_wakeups += 1;
+            self.spurious = self.spurious.saturating_add(1);
+            if self.spurious > SPURIOUS_ALLOWANCE {
+                let doublings = (self.spurious - SPURIOUS_ALLOWANCE - 1).min(16);
+                let pause = MIN_BACKOFF
+                    .saturating_mul(1 << doublings)
+                    .min(MAX_BACKOFF)
+                    .min(deadline.saturating_duration_since(Instant::now()));
+                self.stats.backoffs += 1;
+                backoff_sleep(pause);
             }
         }
     }
@@ -278,9 +391,13 @@ impl Consumer {
 
     fn closed_error(&self) -> RingError {
         if self.memory.state() & state::POISONED != 0 {
-            RingError::Closed { by: "poison" }
+            RingError::Closed {
+                by: ClosedBy::Poison,
+            }
         } else {
-            RingError::Closed { by: "producer" }
+            RingError::Closed {
+                by: ClosedBy::Producer,
+            }
         }
     }
 
@@ -352,17 +469,10 @@ impl Consumer {
                     "write index ends inside a record header",
                 ));
             }
-            // `pos` is 8-aligned (tail is a sum of 8-aligned sizes and capacity
-            // is a power of two >= 4096); the volatile read copies the header
-            // out exactly once, and any bit pattern is a valid `RecordHeader`.
-            // SAFETY: `pos + 16 <= capacity` (checked above) and `pos` is 8-aligned.
-            let header = unsafe {
-                self.memory
-                    .data_ptr()
-                    .add(pos as usize)
-                    .cast::<RecordHeader>()
-                    .read_volatile()
-            };
+            // `pos` is 8-aligned: tail is a sum of 8-aligned sizes (and was
+            // checked 8-aligned at claim) and capacity is a power of two >= 4096.
+            // SAFETY: `pos + 16 <= capacity` (checked above), so both words lie in the data area.
+            let header = unsafe { load_record_header(self.memory.data_ptr().add(pos as usize)) };
             let Some(kind) = RecordKind::from_code(header.kind) else {
                 return Err(RingError::corrupt(
                     CorruptField::RecordKind,
@@ -377,6 +487,15 @@ impl Consumer {
                         CorruptField::Padding,
                         len,
                         "padding must end exactly at the end of the buffer",
+                    ));
+                }
+                // The producer pads only when the next record (at most
+                // `max_record` bytes) does not fit before the end.
+                if to_end >= self.max_record {
+                    return Err(RingError::corrupt(
+                        CorruptField::Padding,
+                        len,
+                        "padding as long as a maximal record",
                     ));
                 }
                 self.advance(to_end);
@@ -411,20 +530,12 @@ impl Consumer {
     #[inline]
     fn make_record(&mut self, header: RecordHeader, kind: RecordKind, offset: usize) -> Record<'_> {
         let len = header.len as usize;
-        // The record lies in the published region, which the producer does
-        // not write until we release it (see the module docs for what a
-        // producer that breaks this can and cannot do). The slice borrows
-        // `self` mutably through `Record`, so the record cannot be released
-        // while the slice lives, and the mapping outlives `self`.
-        // SAFETY: `next_record` checked `offset + record_size(len) <= capacity`.
+        // SAFETY: `next_record` checked `offset + record_size(len) <= capacity`, so the payload start is inside the data area.
         let payload = unsafe {
-            std::slice::from_raw_parts(
-                self.memory
-                    .data_ptr()
-                    .add(offset + RECORD_HEADER_BYTES)
-                    .cast_const(),
-                len,
-            )
+            self.memory
+                .data_ptr()
+                .add(offset + RECORD_HEADER_BYTES)
+                .cast_const()
         };
         self.stats.records += 1;
         self.stats.payload_bytes += len as u64;
@@ -484,12 +595,23 @@ impl Drop for Consumer {
 /// A record borrowed from the ring; released (its space handed back to the
 /// producer) when dropped.
 pub struct Record<'a> {
+    /// Copied out and validated; `header.len` bytes of payload follow.
     header: RecordHeader,
     kind: RecordKind,
-    payload: &'a [u8],
+    /// Start of the payload in the data area. Invariant: `header.len` bytes
+    /// from it lie in the published, unreleased region of the mapping, which
+    /// `consumer` (borrowed for `'a`) keeps alive and unreleased.
+    payload: *const u8,
     size: u64,
     consumer: &'a mut Consumer,
 }
+
+// SAFETY: `payload` only points into the mapping owned (through an `Arc`) by the
+// borrowed `Consumer`, which is `Send`; the pointer adds no thread affinity.
+unsafe impl Send for Record<'_> {}
+// SAFETY: `&Record` only reads the payload (as `&[u8]` or a copy), which is
+// shareable like any `&[u8]`.
+unsafe impl Sync for Record<'_> {}
 
 impl Record<'_> {
     /// The header as copied out and validated.
@@ -520,7 +642,29 @@ impl Record<'_> {
     /// docs on aliasing).
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        self.payload
+        // The record lies in the published region, which the producer does
+        // not write until we release it (see the module docs for what a
+        // producer that breaks this can and cannot do). The slice borrows
+        // `self`, which holds the consumer mutably, so the record cannot be
+        // released while the slice lives, and the mapping outlives the consumer.
+        // SAFETY: `payload .. payload + header.len` is in the mapping (field invariant).
+        unsafe { std::slice::from_raw_parts(self.payload, self.header.len as usize) }
+    }
+
+    /// Copies the payload into `buf` (replacing its contents) through raw
+    /// pointers, without forming a shared `&[u8]` over the mapping: what the
+    /// caller then parses is private memory a racing peer cannot change.
+    #[inline]
+    pub fn copy_payload_into(&self, buf: &mut Vec<u8>) {
+        let len = self.header.len as usize;
+        buf.clear();
+        buf.reserve(len);
+        // A `memcpy` of plain bytes (any value valid) from the mapping into
+        // `buf`'s spare capacity; the two cannot overlap (one is private heap).
+        // SAFETY: the source range is in the mapping (field invariant), `buf` has capacity >= len.
+        unsafe { std::ptr::copy_nonoverlapping(self.payload, buf.as_mut_ptr(), len) };
+        // SAFETY: the first `len` bytes were just initialized by the copy.
+        unsafe { buf.set_len(len) };
     }
 }
 
@@ -537,5 +681,93 @@ impl std::fmt::Debug for Record<'_> {
             .field("header", &self.header)
             .field("kind", &self.kind)
             .finish_non_exhaustive()
+    }
+}
+
+/// Copies a record header out of the data area with two `AtomicU64` loads.
+///
+/// Atomic loads (Relaxed: the Acquire load of the write index in
+/// `refresh_head` already ordered the producer's writes before them) are
+/// never a racy non-atomic read, whatever a hostile peer does meanwhile, and
+/// cost the same two plain moves as a non-atomic copy.
+///
+/// # Safety
+/// `at` must be 8-aligned and `at .. at + 16` must lie in the live mapping.
+#[inline(always)]
+unsafe fn load_record_header(at: *mut u8) -> RecordHeader {
+    use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+    let words = at.cast::<u64>();
+    // SAFETY: 8-aligned and inside the mapping (caller); shared memory may be accessed atomically from any thread.
+    let first = unsafe { StdAtomicU64::from_ptr(words) }.load(StdOrdering::Relaxed);
+    // SAFETY: as above, for the second word (`at + 8 .. at + 16` is in the mapping).
+    let second = unsafe { StdAtomicU64::from_ptr(words.add(1)) }.load(StdOrdering::Relaxed);
+    zerocopy::transmute!([first, second])
+}
+
+/// A handle on a [`Consumer`] for other threads of the supervisor process
+/// (cancel tokens, watchdogs): cheap to clone, `Send + Sync`, obtainable only
+/// from a claimed consumer via [`Consumer::remote`]. It offers exactly the
+/// consumer side's control operations and reads of the peer's counters.
+#[derive(Clone)]
+pub struct ConsumerRemote {
+    memory: Arc<RingMemory>,
+}
+
+impl std::fmt::Debug for ConsumerRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerRemote")
+            .field("ring", &self.memory)
+            .finish()
+    }
+}
+
+impl ConsumerRemote {
+    /// Wakes the consumer if it sleeps in [`Consumer::wait`], which then
+    /// returns [`Readiness::Woken`] (unless data arrived first). A wake sent
+    /// while the consumer is not waiting makes its next wait return `Woken`.
+    pub fn wake(&self) {
+        self.memory.wake_consumer();
+    }
+
+    /// Asks the producer to stop working on `request` (0 clears) and wakes it
+    /// if it is blocked on a full ring.
+    pub fn request_cancel(&self, request: u64) {
+        self.memory.request_cancel(request);
+    }
+
+    /// Marks the ring unusable (after corruption was found) and wakes both sides.
+    pub fn poison(&self) {
+        self.memory.poison();
+    }
+
+    /// The producer's heartbeat counter (untrusted: a value the peer writes).
+    pub fn heartbeat(&self) -> u64 {
+        self.memory.heartbeat()
+    }
+
+    /// How often the producer found the ring full (untrusted, as reported by the peer).
+    pub fn full_waits(&self) -> u64 {
+        self.memory.full_waits()
+    }
+
+    /// Whether and by whom the ring was closed (untrusted: the peer can set
+    /// state bits too). Poison wins over a producer close, which wins over a
+    /// consumer close.
+    pub fn closed_by(&self) -> Option<ClosedBy> {
+        let st = self.memory.state();
+        if st & state::POISONED != 0 {
+            Some(ClosedBy::Poison)
+        } else if st & state::PRODUCER_CLOSED != 0 {
+            Some(ClosedBy::Producer)
+        } else if st & state::CONSUMER_CLOSED != 0 {
+            Some(ClosedBy::Consumer)
+        } else {
+            None
+        }
+    }
+
+    /// Whether both handles control the same ring.
+    pub fn same_ring(&self, other: &ConsumerRemote) -> bool {
+        Arc::ptr_eq(&self.memory, &other.memory)
     }
 }

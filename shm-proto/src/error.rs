@@ -8,6 +8,7 @@ use std::io;
 /// one of these, so a corruption report says *what* was wrong, not just that
 /// something was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CorruptField {
     /// The header's magic number changed or never matched.
     Magic,
@@ -29,12 +30,56 @@ pub enum CorruptField {
     /// A record header's length exceeds the maximum record size, crosses the
     /// end of the buffer, or runs past the published write index.
     RecordLength,
-    /// A padding record does not exactly fill the space to the end of the buffer.
+    /// A padding record does not exactly fill the space to the end of the
+    /// buffer, or is at least as long as a maximal record (an honest producer
+    /// pads only when the next record does not fit before the end).
     Padding,
+}
+
+/// Who closed a ring, in [`RingError::Closed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ClosedBy {
+    /// The producer closed the ring (it will write no more records).
+    Producer,
+    /// The consumer closed the ring (it will read no more records).
+    Consumer,
+    /// The ring was poisoned after corruption was found.
+    Poison,
+}
+
+impl std::fmt::Display for ClosedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ClosedBy::Producer => "producer",
+            ClosedBy::Consumer => "consumer",
+            ClosedBy::Poison => "poison",
+        })
+    }
+}
+
+/// One half of a ring, in [`RingError::AlreadyClaimed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Half {
+    /// The writing half ([`Producer`](crate::Producer)).
+    Producer,
+    /// The reading half ([`Consumer`](crate::Consumer)).
+    Consumer,
+}
+
+impl std::fmt::Display for Half {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Half::Producer => "producer",
+            Half::Consumer => "consumer",
+        })
+    }
 }
 
 /// Errors of the shared-memory ring.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RingError {
     /// The ring configuration is unusable (bad capacity, record size, ...).
     #[error("invalid ring configuration: {reason}")]
@@ -63,8 +108,8 @@ pub enum RingError {
     /// The other side closed the ring (or the ring was poisoned).
     #[error("ring closed by the {by}")]
     Closed {
-        /// Which side closed it: "producer", "consumer" or "poison".
-        by: &'static str,
+        /// Which side closed it, or whether it was poisoned.
+        by: ClosedBy,
     },
     /// The request this write belongs to was cancelled through the ring's cancel word.
     #[error("request {request} was cancelled")]
@@ -78,8 +123,8 @@ pub enum RingError {
     /// This half of the ring was already claimed in this process.
     #[error("the ring's {half} half is already in use")]
     AlreadyClaimed {
-        /// "producer" or "consumer".
-        half: &'static str,
+        /// The half that was claimed twice.
+        half: Half,
     },
     /// A value could not be serialized into a record.
     #[error("could not serialize record: {source}")]
@@ -102,6 +147,7 @@ pub enum RingError {
 /// Coarse classes of [`RingError`], for callers that decide what to do next
 /// without matching every variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The caller's input or configuration is wrong; retrying will not help.
     Usage,

@@ -11,6 +11,9 @@
 //!
 //! Every word is an atomic, valid for any bit pattern, so a peer that writes
 //! garbage can only change values, never cause undefined behaviour here.
+//!
+//! Only with the `fault-injection` feature: the rings do not need it, and
+//! only benchmarks and tests use it.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;

@@ -1,5 +1,16 @@
 //! The ring's shared-memory header: what lives where, and who may write it.
 //!
+//! Crate-private: outside this crate nothing can name a header word. Inside
+//! it, the "written only by the producer/consumer" rules below are kept by
+//! construction: each word is stored to only from the half that owns it
+//! (`Producer` for the write index, heartbeat and producer state; `Consumer`
+//! and its `ConsumerRemote` for the read index, cancel word, poison and
+//! consumer state), and both halves can be claimed once per mapping. The
+//! sleep words are the exception by design (the sleeper sets its own word,
+//! either side resets it). A hostile peer in another process can still write
+//! anything, which is why the consumer validates every value it loads.
+//! Raw stores for tests exist only with the `fault-injection` feature.
+//!
 //! The mapping is `HEADER_BYTES` of header followed by `capacity` bytes of
 //! record data. The header is split into 128-byte lines so that words written
 //! by the producer, words written by the consumer and words written rarely
@@ -19,6 +30,7 @@ pub const LAYOUT_VERSION: u32 = 1;
 pub const HEADER_BYTES: usize = 4096;
 
 /// Size of one header line.
+#[cfg_attr(loom, allow(dead_code))]
 pub const LINE: usize = 128;
 
 /// Smallest allowed capacity of the data area.

@@ -5,12 +5,17 @@
 //!
 //! Layering, bottom up:
 //!
-//! - [`layout`]: the `#[repr(C)]` header of atomics, one 128-byte line per
-//!   writer, with the invariants of every word documented on its field.
+//! - `layout` (crate-private): the `#[repr(C)]` header of atomics, one
+//!   128-byte line per writer, with the invariants of every word documented
+//!   on its field. Only this crate can store to a header word, and only the
+//!   half that owns it does: [`Producer`] publishes the write index and
+//!   beats, [`Consumer`] publishes the read index, [`ConsumerRemote`]
+//!   (obtainable only from a claimed consumer) cancels, poisons and wakes.
 //! - [`record`]: the 16-byte record header, record kinds and sizing.
 //! - `sealed`: unnamed, allocated, sealed memfds and their shared mappings.
 //! - `memory`: the ring's mapping ([`RingMemory`]), created by the
-//!   supervisor and attached by the child from an inherited fd.
+//!   supervisor and attached by the child from an inherited fd. It offers
+//!   identity and geometry only; nothing on it stores to shared memory.
 //! - `wait`: spin-then-futex waiting on shared futex words.
 //! - `producer` / `consumer`: the two halves; the consumer validates every
 //!   value it reads from shared memory.
@@ -18,16 +23,25 @@
 //!
 //! This is the only core crate with `unsafe`: each block states its local
 //! reason in a `// SAFETY:` line, and each Acquire names its Release.
+//!
+//! # Features
+//!
+//! - `fault-injection` (off by default): raw, protocol-free writes to the
+//!   mapping (`RingMemory::debug_write_bytes`, `RingMemory::debug_store` /
+//!   `debug_load` / `debug_futex_wake` on a `HeaderWord`) and `SharedWords`,
+//!   for tests, benchmarks and the worker's fault commands. Never enable it
+//!   in production builds: it is exactly what a hostile peer can do, offered
+//!   as an API.
 
 pub mod control;
-pub mod layout;
 pub mod record;
 
 mod consumer;
 mod error;
-#[cfg(not(loom))]
+#[cfg(all(not(loom), feature = "fault-injection"))]
 mod futex_word;
 mod inherit;
+pub(crate) mod layout;
 mod memory;
 mod producer;
 #[cfg(not(loom))]
@@ -35,12 +49,14 @@ mod sealed;
 mod sync;
 mod wait;
 
-pub use consumer::{Consumer, ConsumerStats, Readiness, Record};
-pub use error::{CorruptField, ErrorKind, RingError};
-#[cfg(not(loom))]
+pub use consumer::{Consumer, ConsumerRemote, ConsumerStats, Readiness, Record};
+pub use error::{ClosedBy, CorruptField, ErrorKind, Half, RingError};
+#[cfg(all(not(loom), feature = "fault-injection"))]
 pub use futex_word::{SHARED_U32_WORDS, SHARED_U64_WORDS, SharedWords};
 pub use inherit::{CONTROL_FD, ChildFds, RING_FD, take_inherited};
 pub use layout::{HEADER_BYTES, LAYOUT_VERSION, MAGIC, MAX_CAPACITY, MIN_CAPACITY};
+#[cfg(feature = "fault-injection")]
+pub use memory::HeaderWord;
 pub use memory::{RingConfig, RingMemory};
 pub use producer::{Producer, ProducerStats, Slot};
 pub use record::{RECORD_HEADER_BYTES, RecordHeader, RecordKind, RecordMeta, record_size};

@@ -3,22 +3,23 @@
 
 #[cfg(not(loom))]
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::AtomicBool;
 
 #[cfg(not(loom))]
 use crate::error::CorruptField;
-use crate::error::RingError;
+use crate::error::{Half, RingError};
 #[cfg(not(loom))]
 use crate::layout::MAGIC;
 use crate::layout::{self, HEADER_BYTES, RingHeader, state};
 use crate::record::{RECORD_HEADER_BYTES, record_size};
 #[cfg(not(loom))]
 use crate::sealed;
-use crate::sync::{Ordering, fence};
+use crate::sync::{AtomicBool, Ordering, fence};
 use crate::wait;
 
-/// Size and identity of a ring to create.
+/// Size and identity of a ring to create. Build it with
+/// [`RingConfig::with_capacity`] (or `default()`) and the `with_*` setters.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RingConfig {
     /// Bytes of record data; a power of two in
     /// [`MIN_CAPACITY`](crate::MIN_CAPACITY)`..=`[`MAX_CAPACITY`](crate::MAX_CAPACITY).
@@ -48,6 +49,20 @@ impl RingConfig {
             max_payload: Self::largest_payload_for(capacity),
             generation: 1,
         }
+    }
+
+    /// Sets the largest record payload.
+    #[must_use]
+    pub fn with_max_payload(mut self, max_payload: usize) -> Self {
+        self.max_payload = max_payload;
+        self
+    }
+
+    /// Sets the generation of the child the ring is made for.
+    #[must_use]
+    pub fn with_generation(mut self, generation: u64) -> Self {
+        self.generation = generation;
+        self
     }
 
     /// The largest `max_payload` a ring of `capacity` bytes accepts.
@@ -107,8 +122,16 @@ pub struct RingMemory {
     capacity: u64,
     max_payload: u32,
     generation: u64,
+    /// Set once a [`Producer`](crate::Producer) took this mapping; never reset.
     producer_claimed: AtomicBool,
+    /// Set once a [`Consumer`](crate::Consumer) took this mapping; never reset.
     consumer_claimed: AtomicBool,
+    /// Process-local (never in shared memory, so a peer cannot forge it):
+    /// set by a deliberate wake through a
+    /// [`ConsumerRemote`](crate::ConsumerRemote) before its `FUTEX_WAKE`,
+    /// cleared by the consumer when it reports
+    /// [`Readiness::Woken`](crate::Readiness::Woken).
+    consumer_woken: AtomicBool,
 }
 
 // SAFETY: the raw pointers point into `backing`, which `RingMemory` owns and
@@ -237,6 +260,7 @@ impl RingMemory {
             generation: 0,
             producer_claimed: AtomicBool::new(false),
             consumer_claimed: AtomicBool::new(false),
+            consumer_woken: AtomicBool::new(false),
         })
     }
 
@@ -266,12 +290,14 @@ impl RingMemory {
             generation: config.generation,
             producer_claimed: AtomicBool::new(false),
             consumer_claimed: AtomicBool::new(false),
+            consumer_woken: AtomicBool::new(false),
         })
     }
 
-    /// The shared header.
+    /// The shared header (crate-private: nothing outside this crate stores
+    /// to a header word; see `layout` for who writes what).
     #[inline]
-    pub fn header(&self) -> &RingHeader {
+    pub(crate) fn header(&self) -> &RingHeader {
         // Every field of `RingHeader` is an atomic, valid for any bit pattern
         // and for concurrent access from other processes.
         // SAFETY: `header` starts a live, page-aligned mapping of >= HEADER_BYTES owned by `self`.
@@ -312,19 +338,21 @@ impl RingMemory {
     }
 
     /// The producer's heartbeat counter (untrusted: a value the peer writes).
-    pub fn heartbeat(&self) -> u64 {
+    #[inline]
+    pub(crate) fn heartbeat(&self) -> u64 {
         self.header()
             .producer_stats
             .heartbeat
             .load(Ordering::Relaxed)
     }
 
-    /// Bumps the heartbeat counter (producer side).
+    /// Bumps the heartbeat counter (producer side only: called through
+    /// [`Producer::beat`](crate::Producer::beat)).
     ///
     /// A plain load and store, not a locked read-modify-write: the producer
     /// side is the heartbeat's only writer, and callers may beat once per row.
     #[inline]
-    pub fn beat(&self) {
+    pub(crate) fn beat(&self) {
         let heartbeat = &self.header().producer_stats.heartbeat;
         heartbeat.store(
             heartbeat.load(Ordering::Relaxed).wrapping_add(1),
@@ -333,7 +361,8 @@ impl RingMemory {
     }
 
     /// How often the producer found the ring full (untrusted, as reported by the peer).
-    pub fn full_waits(&self) -> u64 {
+    #[inline]
+    pub(crate) fn full_waits(&self) -> u64 {
         self.header()
             .producer_stats
             .full_waits
@@ -341,8 +370,9 @@ impl RingMemory {
     }
 
     /// Asks the producer to stop working on `request` (0 clears) and wakes it
-    /// if it is blocked on a full ring.
-    pub fn request_cancel(&self, request: u64) {
+    /// if it is blocked on a full ring (consumer side only).
+    pub(crate) fn request_cancel(&self, request: u64) {
+        // Pairs with the Acquire load in `cancel_requested`.
         self.header()
             .control
             .cancel_request
@@ -353,13 +383,14 @@ impl RingMemory {
     /// The request id whose cancellation was requested (0: none). A plain
     /// load, cheap enough to call per row.
     #[inline]
-    pub fn cancel_requested(&self) -> u64 {
+    pub(crate) fn cancel_requested(&self) -> u64 {
         // Pairs with the Release store in `request_cancel`.
         self.header().control.cancel_request.load(Ordering::Acquire)
     }
 
-    /// The [`state`](crate::layout::state) bits.
-    pub fn state(&self) -> u32 {
+    /// The [`state`] bits.
+    #[inline]
+    pub(crate) fn state(&self) -> u32 {
         // Pairs with the Release `fetch_or` in `set_state`.
         self.header().control.state.load(Ordering::Acquire)
     }
@@ -370,22 +401,40 @@ impl RingMemory {
             .control
             .state
             .fetch_or(bits, Ordering::Release);
-        self.wake_consumer();
+        self.wake_consumer_word();
         self.wake_producer();
     }
 
     /// Marks the ring unusable (after corruption was found) and wakes both sides.
-    pub fn poison(&self) {
+    pub(crate) fn poison(&self) {
         self.set_state(state::POISONED);
     }
 
-    /// Wakes a consumer sleeping in [`Consumer::wait`](crate::Consumer::wait),
-    /// which then returns [`Readiness::Woken`](crate::Readiness::Woken) if no
-    /// data arrived. Used by a watchdog to interrupt a waiting reader.
-    pub fn wake_consumer(&self) {
-        // Orders the caller's earlier stores (state, cancel word) before
-        // the reset of the sleep word; pairs with the fence the sleeper
-        // issues between announcing itself and re-checking.
+    /// A deliberate wake of the consumer from this process (a watchdog, a
+    /// cancel token): marks it in the process-local [`RingMemory::consumer_woken`]
+    /// flag, so [`Consumer::wait`](crate::Consumer::wait) tells it from a
+    /// spurious wake-up and returns [`Readiness::Woken`](crate::Readiness::Woken).
+    pub(crate) fn wake_consumer(&self) {
+        // Pairs with the Acquire swap in `take_consumer_wake`; the SeqCst
+        // fence in `wake_consumer_word` orders it before the sleep-word reset.
+        self.consumer_woken.store(true, Ordering::Release);
+        self.wake_consumer_word();
+    }
+
+    /// Takes (clears) a pending deliberate wake of the consumer.
+    #[inline]
+    pub(crate) fn take_consumer_wake(&self) -> bool {
+        // Cheap pre-check: the flag is almost always false.
+        // Pairs with the Release store in `wake_consumer`.
+        self.consumer_woken.load(Ordering::Relaxed)
+            && self.consumer_woken.swap(false, Ordering::Acquire)
+    }
+
+    /// Resets the consumer's sleep word and `FUTEX_WAKE`s it.
+    fn wake_consumer_word(&self) {
+        // Orders the caller's earlier stores (state, cancel word, wake flag)
+        // before the reset of the sleep word; pairs with the fence the
+        // sleeper issues between announcing itself and re-checking.
         fence(Ordering::SeqCst);
         let word = &self.header().consumer_sleep.sleeping;
         word.store(0, Ordering::Relaxed);
@@ -393,7 +442,7 @@ impl RingMemory {
     }
 
     /// Wakes a producer sleeping on a full ring.
-    pub fn wake_producer(&self) {
+    pub(crate) fn wake_producer(&self) {
         // Orders the caller's earlier stores (state, cancel word) before
         // the reset of the sleep word; pairs with the fence the sleeper
         // issues between announcing itself and re-checking.
@@ -403,10 +452,97 @@ impl RingMemory {
         wait::futex_wake(word);
     }
 
+    pub(crate) fn claim(&self, producer: bool) -> Result<(), RingError> {
+        let (flag, half) = if producer {
+            (&self.producer_claimed, Half::Producer)
+        } else {
+            (&self.consumer_claimed, Half::Consumer)
+        };
+        // Only the flag itself is synchronized here (no data is published
+        // through it), so Relaxed would do; AcqRel keeps claims totally ordered.
+        if flag.swap(true, Ordering::AcqRel) {
+            return Err(RingError::AlreadyClaimed { half });
+        }
+        Ok(())
+    }
+}
+
+/// A word of the shared header, for [`RingMemory::debug_store`] and friends.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HeaderWord {
+    /// The identity line's magic number (64 bits).
+    Magic,
+    /// The producer's write index (64 bits).
+    WriteIndex,
+    /// The consumer's read index (64 bits).
+    ReadIndex,
+    /// The consumer's futex sleep word (32 bits).
+    ConsumerSleep,
+    /// The producer's futex sleep word (32 bits).
+    ProducerSleep,
+    /// The close/poison state bits (32 bits).
+    State,
+    /// The cancel word (64 bits).
+    CancelRequest,
+    /// The heartbeat counter (64 bits).
+    Heartbeat,
+}
+
+/// Fault injection: raw, protocol-free access to the shared header and data,
+/// for tests, benchmarks and the worker's scribble faults. Only with the
+/// non-default `fault-injection` feature; never used by the halves.
+#[cfg(feature = "fault-injection")]
+impl RingMemory {
+    /// Stores `value` into a header word without any protocol (32-bit words
+    /// take the low 32 bits), as a hostile or buggy peer would.
+    pub fn debug_store(&self, word: HeaderWord, value: u64) {
+        let h = self.header();
+        let o = Ordering::Release;
+        match word {
+            HeaderWord::Magic => h.identity.magic.store(value, o),
+            HeaderWord::WriteIndex => h.producer.write_index.store(value, o),
+            HeaderWord::ReadIndex => h.consumer.read_index.store(value, o),
+            HeaderWord::ConsumerSleep => h.consumer_sleep.sleeping.store(value as u32, o),
+            HeaderWord::ProducerSleep => h.producer_sleep.sleeping.store(value as u32, o),
+            HeaderWord::State => h.control.state.store(value as u32, o),
+            HeaderWord::CancelRequest => h.control.cancel_request.store(value, o),
+            HeaderWord::Heartbeat => h.producer_stats.heartbeat.store(value, o),
+        }
+    }
+
+    /// Loads a header word (untrusted, as any shared value).
+    pub fn debug_load(&self, word: HeaderWord) -> u64 {
+        let h = self.header();
+        // Pairs with the Release stores of the halves (and of `debug_store`).
+        let o = Ordering::Acquire;
+        match word {
+            HeaderWord::Magic => h.identity.magic.load(o),
+            HeaderWord::WriteIndex => h.producer.write_index.load(o),
+            HeaderWord::ReadIndex => h.consumer.read_index.load(o),
+            HeaderWord::ConsumerSleep => u64::from(h.consumer_sleep.sleeping.load(o)),
+            HeaderWord::ProducerSleep => u64::from(h.producer_sleep.sleeping.load(o)),
+            HeaderWord::State => u64::from(h.control.state.load(o)),
+            HeaderWord::CancelRequest => h.control.cancel_request.load(o),
+            HeaderWord::Heartbeat => h.producer_stats.heartbeat.load(o),
+        }
+    }
+
+    /// `FUTEX_WAKE` on a sleep word, without touching it or any
+    /// process-local flag: the spurious wake-up a hostile peer can send.
+    /// Other words are ignored.
+    pub fn debug_futex_wake(&self, word: HeaderWord) {
+        let h = self.header();
+        match word {
+            HeaderWord::ConsumerSleep => wait::futex_wake(&h.consumer_sleep.sleeping),
+            HeaderWord::ProducerSleep => wait::futex_wake(&h.producer_sleep.sleeping),
+            _ => {}
+        }
+    }
+
     /// Overwrites bytes of the mapping at `offset` (from the start of the
-    /// header) without any protocol: fault injection for tests and the
-    /// worker's scribble faults. Bounds-checked; never used by the halves.
-    #[doc(hidden)]
+    /// header) without any protocol. Bounds-checked.
     #[cfg(not(loom))]
     pub fn debug_write_bytes(&self, offset: usize, bytes: &[u8]) -> Result<(), RingError> {
         let end = offset.checked_add(bytes.len());
@@ -424,18 +560,6 @@ impl RingMemory {
             // peer makes.
             // SAFETY: `offset + i < mapped_bytes()` (checked above): inside the live mapping.
             unsafe { base.add(offset + i).write_volatile(byte) };
-        }
-        Ok(())
-    }
-
-    pub(crate) fn claim(&self, producer: bool) -> Result<(), RingError> {
-        let (flag, half) = if producer {
-            (&self.producer_claimed, "producer")
-        } else {
-            (&self.consumer_claimed, "consumer")
-        };
-        if flag.swap(true, std::sync::atomic::Ordering::AcqRel) {
-            return Err(RingError::AlreadyClaimed { half });
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{CorruptField, RingError};
+use crate::error::{ClosedBy, CorruptField, RingError};
 use crate::layout::state;
 use crate::memory::RingMemory;
 use crate::record::{RECORD_HEADER_BYTES, RecordHeader, RecordKind, RecordMeta, record_size};
@@ -21,6 +21,7 @@ use crate::wait::{WaitStrategy, Wakeup, futex_wait, futex_wake};
 /// events are counted: rows and bytes are the caller's to count, so the
 /// per-row path stores nothing but the record and the private head.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProducerStats {
     /// Times the ring was found full.
     pub full_waits: u64,
@@ -369,10 +370,14 @@ impl Producer {
     fn check_blocked(&self, request: u64) -> Result<(), RingError> {
         let st = self.memory.state();
         if st & state::POISONED != 0 {
-            return Err(RingError::Closed { by: "poison" });
+            return Err(RingError::Closed {
+                by: ClosedBy::Poison,
+            });
         }
         if st & state::CONSUMER_CLOSED != 0 {
-            return Err(RingError::Closed { by: "consumer" });
+            return Err(RingError::Closed {
+                by: ClosedBy::Consumer,
+            });
         }
         if self.is_cancelled(request) {
             return Err(RingError::Cancelled { request });

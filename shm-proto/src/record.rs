@@ -4,7 +4,10 @@
 //! Records never straddle the end of the data area: when the next record does
 //! not fit before the end, the producer writes a [`RecordKind::Padding`]
 //! record that fills the rest, or, when fewer than [`RECORD_HEADER_BYTES`]
-//! remain, both sides skip those bytes by rule without any header.
+//! remain, both sides skip those bytes by rule without any header. So a
+//! padding record is always shorter than `record_size(max_payload)` (the
+//! record that did not fit), and the consumer rejects longer ones: at most
+//! one padding record occurs per wrap.
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 

@@ -7,6 +7,7 @@ use crate::sync::AtomicU32;
 
 /// Tuning of the spin-then-sleep wait used by both halves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WaitStrategy {
     /// How long to spin (re-reading the peer's index) before announcing sleep.
     /// Covers the short gaps of a busy stream without any syscall.
@@ -24,6 +25,40 @@ impl Default for WaitStrategy {
             max_sleep: Duration::from_millis(100),
         }
     }
+}
+
+impl WaitStrategy {
+    /// A strategy that spins for `spin`, then sleeps in slices of at most `max_sleep`.
+    pub const fn new(spin: Duration, max_sleep: Duration) -> Self {
+        WaitStrategy { spin, max_sleep }
+    }
+
+    /// Sets the spin time.
+    #[must_use]
+    pub const fn with_spin(mut self, spin: Duration) -> Self {
+        self.spin = spin;
+        self
+    }
+
+    /// Sets the longest single futex sleep.
+    #[must_use]
+    pub const fn with_max_sleep(mut self, max_sleep: Duration) -> Self {
+        self.max_sleep = max_sleep;
+        self
+    }
+}
+
+/// Sleeps `duration` without any futex: the consumer's back-off after
+/// repeated spurious wake-ups, which a peer can neither shorten nor cut.
+#[cfg(not(loom))]
+pub(crate) fn backoff_sleep(duration: std::time::Duration) {
+    std::thread::sleep(duration);
+}
+
+/// Under loom, time does not exist: a back-off is a yield.
+#[cfg(loom)]
+pub(crate) fn backoff_sleep(_duration: std::time::Duration) {
+    loom::thread::yield_now();
 }
 
 /// What ended a futex sleep.

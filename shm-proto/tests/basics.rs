@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 
 use shm_proto::{
-    ErrorKind, Readiness, RecordKind, RecordMeta, RingConfig, RingError, record_size, ring,
+    ClosedBy, ErrorKind, Half, HeaderWord, Readiness, RecordKind, RecordMeta, RingConfig,
+    RingError, record_size, ring,
 };
 
 fn small() -> RingConfig {
@@ -74,13 +75,10 @@ fn oversized_record_is_rejected() {
 #[test]
 fn invalid_configs_are_rejected() {
     for (capacity, max_payload) in [(3000, 16), (1 << 31, 16), (4096, 0), (4096, 4096)] {
-        let err = RingConfig {
-            capacity,
-            max_payload,
-            generation: 1,
-        }
-        .validate()
-        .unwrap_err();
+        let err = RingConfig::with_capacity(capacity)
+            .with_max_payload(max_payload)
+            .validate()
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Usage, "{capacity} {max_payload}");
     }
 }
@@ -105,19 +103,19 @@ fn full_ring_times_out_and_consumer_frees_space() {
 
 #[test]
 fn cancel_word_unblocks_a_full_producer_of_that_request_only() {
-    let (mut tx, _rx) = ring(&small()).unwrap();
+    let (mut tx, rx) = ring(&small()).unwrap();
     while tx
         .reserve_timeout(RecordMeta::data(5, 0), 200, Duration::from_millis(1))
         .map(|s| s.commit())
         .is_ok()
     {}
-    tx.memory().request_cancel(4);
+    rx.remote().request_cancel(4);
     let err = tx
         .reserve_timeout(RecordMeta::data(5, 0), 200, Duration::from_millis(20))
         .err()
         .unwrap();
     assert!(matches!(err, RingError::TimedOut), "{err:?}");
-    tx.memory().request_cancel(5);
+    rx.remote().request_cancel(5);
     let err = tx.reserve(RecordMeta::data(5, 0), 200).err().unwrap();
     assert!(
         matches!(err, RingError::Cancelled { request: 5 }),
@@ -148,7 +146,9 @@ fn close_drains_then_reports_closed() {
     assert_eq!(rx.wait(Duration::from_secs(1)).unwrap(), Readiness::Closed);
     assert!(matches!(
         rx.recv_timeout(Duration::from_secs(1)),
-        Err(RingError::Closed { by: "producer" })
+        Err(RingError::Closed {
+            by: ClosedBy::Producer
+        })
     ));
 }
 
@@ -166,18 +166,23 @@ fn dropping_the_consumer_unblocks_the_producer() {
     drop(rx);
     let err = handle.join().unwrap();
     assert!(
-        matches!(err, RingError::Closed { by: "consumer" }),
+        matches!(
+            err,
+            RingError::Closed {
+                by: ClosedBy::Consumer
+            }
+        ),
         "{err:?}"
     );
 }
 
 #[test]
 fn wake_consumer_interrupts_a_wait() {
-    let (tx, mut rx) = ring(&small()).unwrap();
-    let memory = tx.memory().clone();
+    let (_tx, mut rx) = ring(&small()).unwrap();
+    let remote = rx.remote();
     let waker = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(50));
-        memory.wake_consumer();
+        remote.wake();
     });
     let start = Instant::now();
     let outcome = rx.wait(Duration::from_secs(5)).unwrap();
@@ -235,4 +240,198 @@ fn json_values_are_written_in_place() {
         assert_eq!(&got, expect);
     }
     assert_eq!(tx.stats().json_retries, 1);
+}
+
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (seed as u8).wrapping_mul(29).wrapping_add(i as u8 ^ 0x5A))
+        .collect()
+}
+
+#[test]
+fn copy_payload_into_and_recv_copy_are_byte_exact_across_wraps() {
+    let config = small();
+    let max = config.max_payload;
+    let (mut tx, mut rx) = ring(&config).unwrap();
+    let lens = [0, 1, 7, 8, 9, 15, 16, 17, 100, 255, 256, 257, max - 1, max];
+    // Starts longer than any payload and full of junk: must be replaced.
+    let mut buf = vec![0xEEu8; 2 * max];
+    let mut seq = 0u64;
+    // Enough rounds to wrap the 4 KiB ring many times.
+    for round in 0..40 {
+        for &len in &lens {
+            let expect = pattern(seq, len);
+            tx.push(RecordMeta::data(seq, round as u16), &expect)
+                .unwrap();
+            tx.flush();
+            if seq.is_multiple_of(2) {
+                let rec = rx.try_recv().unwrap().expect("record");
+                rec.copy_payload_into(&mut buf);
+                assert_eq!(buf, expect, "copy_payload_into, record {seq}");
+                assert_eq!(rec.payload(), &expect[..]);
+            } else {
+                let header = rx.recv_copy(&mut buf).unwrap().expect("record");
+                assert_eq!(header.len as usize, len);
+                assert_eq!(header.request, seq);
+                assert_eq!(buf, expect, "recv_copy, record {seq}");
+            }
+            seq += 1;
+        }
+    }
+    assert!(rx.recv_copy(&mut buf).unwrap().is_none());
+}
+
+/// A hostile peer that resets the consumer's sleep word and sends
+/// `FUTEX_WAKE`s as fast as it can, until dropped.
+struct WakeStorm {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl WakeStorm {
+    fn start(memory: std::sync::Arc<shm_proto::RingMemory>) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut wakes = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                memory.debug_store(HeaderWord::ConsumerSleep, 0);
+                memory.debug_futex_wake(HeaderWord::ConsumerSleep);
+                wakes += 1;
+            }
+            wakes
+        });
+        WakeStorm {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for WakeStorm {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let wakes = thread.join().unwrap();
+            assert!(wakes > 0, "the storm never ran");
+        }
+    }
+}
+
+#[test]
+fn a_storm_of_spurious_wakes_does_not_make_the_consumer_spin() {
+    let (_tx, mut rx) = ring(&small()).unwrap();
+    let storm = WakeStorm::start(rx.memory().clone());
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while start.elapsed() < Duration::from_millis(500) {
+        assert!(
+            rx.recv_timeout(Duration::from_millis(100))
+                .unwrap()
+                .is_none()
+        );
+        calls += 1;
+    }
+    drop(storm);
+    let stats = rx.stats();
+    // Without back-off every spurious wake-up is a futex call (hundreds of
+    // thousands in 500 ms), and reporting them as `Woken` returns at once.
+    assert!(
+        calls <= 20,
+        "{calls} receive calls in 500 ms: spurious wakes were reported"
+    );
+    assert!(
+        stats.sleeps < 2_000,
+        "{} futex sleeps in 500 ms: the consumer spins ({stats:?})",
+        stats.sleeps
+    );
+    assert!(stats.spurious_wakeups > 0, "{stats:?}");
+    assert!(stats.backoffs > 0, "{stats:?}");
+}
+
+#[test]
+fn under_a_wake_storm_deadlines_hold_and_real_wakes_are_seen() {
+    let (mut tx, mut rx) = ring(&small()).unwrap();
+    let _storm = WakeStorm::start(rx.memory().clone());
+    // Timeouts still hold (and are not cut short by the storm).
+    let start = Instant::now();
+    assert_eq!(
+        rx.wait(Duration::from_millis(150)).unwrap(),
+        Readiness::TimedOut
+    );
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(150), "{waited:?}");
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    // A deliberate wake from this process is still reported as `Woken`.
+    let remote = rx.remote();
+    let waker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        remote.wake();
+    });
+    let start = Instant::now();
+    assert_eq!(rx.wait(Duration::from_secs(10)).unwrap(), Readiness::Woken);
+    assert!(start.elapsed() < Duration::from_secs(3));
+    waker.join().unwrap();
+    // And data is still delivered.
+    tx.push(RecordMeta::data(9, 0), b"row").unwrap();
+    tx.flush();
+    let rec = rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap()
+        .expect("record under a wake storm");
+    assert_eq!(rec.payload(), b"row");
+}
+
+#[test]
+fn halves_are_claimed_once_and_the_remote_reports_state() {
+    let (mut tx, rx) = ring(&small()).unwrap();
+    let err = shm_proto::Consumer::new(rx.memory().clone()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RingError::AlreadyClaimed {
+                half: Half::Consumer
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "the ring's consumer half is already in use"
+    );
+    let err = shm_proto::Producer::new(tx.memory().clone()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RingError::AlreadyClaimed {
+                half: Half::Producer
+            }
+        ),
+        "{err:?}"
+    );
+    let remote = rx.remote();
+    assert!(remote.same_ring(&rx.remote().clone()));
+    assert_eq!(remote.closed_by(), None);
+    tx.beat();
+    tx.beat();
+    assert_eq!(remote.heartbeat(), 2);
+    tx.close();
+    assert_eq!(remote.closed_by(), Some(ClosedBy::Producer));
+    remote.poison();
+    assert_eq!(remote.closed_by(), Some(ClosedBy::Poison));
+}
+
+#[test]
+fn a_wake_sent_while_the_consumer_is_busy_is_not_lost() {
+    let (_tx, mut rx) = ring(&small()).unwrap();
+    rx.remote().wake();
+    let start = Instant::now();
+    assert_eq!(rx.wait(Duration::from_secs(10)).unwrap(), Readiness::Woken);
+    assert!(start.elapsed() < Duration::from_secs(3));
+    // Taken once: the next wait sleeps until its timeout.
+    assert_eq!(
+        rx.wait(Duration::from_millis(20)).unwrap(),
+        Readiness::TimedOut
+    );
 }

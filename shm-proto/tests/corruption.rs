@@ -8,12 +8,11 @@
 #![cfg(not(loom))]
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use shm_proto::{
-    Consumer, CorruptField, ErrorKind, HEADER_BYTES, Producer, Readiness, RecordKind, RecordMeta,
-    RingConfig, RingError, RingMemory, record_size,
+    Consumer, CorruptField, ErrorKind, HEADER_BYTES, HeaderWord, Producer, Readiness, RecordKind,
+    RecordMeta, RingConfig, RingError, RingMemory, record_size,
 };
 
 /// Offsets of header words (see `shm_proto::layout`).
@@ -62,11 +61,7 @@ impl Live {
     }
 
     fn write_index(&self) -> u64 {
-        self.evil
-            .header()
-            .producer
-            .write_index
-            .load(Ordering::Acquire)
+        self.evil.debug_load(HeaderWord::WriteIndex)
     }
 
     fn set_write_index(&self, value: u64) {
@@ -78,12 +73,7 @@ impl Live {
     /// Where the consumer reads next (it has consumed and published everything).
     fn read_pos(&mut self) -> usize {
         self.rx.flush();
-        let tail = self
-            .evil
-            .header()
-            .consumer
-            .read_index
-            .load(Ordering::Acquire);
+        let tail = self.evil.debug_load(HeaderWord::ReadIndex);
         (tail % self.capacity as u64) as usize
     }
 
@@ -485,7 +475,7 @@ fn random_round(seed: u64) -> Outcome {
                 assert!(matches!(e, RingError::Corrupt { .. }), "{e:?}");
                 assert_eq!(e.kind(), ErrorKind::Corruption);
                 outcome.corrupt = true;
-                live.rx.memory().poison();
+                live.rx.remote().poison();
                 return outcome;
             }
         }
@@ -549,4 +539,47 @@ fn consumer_created_over_a_scribbled_read_index_fails_typed() {
         .debug_write_bytes(READ_INDEX_AT, &0u64.to_le_bytes())
         .unwrap();
     assert!(Consumer::new(memory).is_ok());
+}
+
+/// A consumer whose read position (and the write index) start at `start`,
+/// with a forged padding record at the read position that fills `to_end`
+/// bytes up to the end of the buffer, published.
+fn ring_with_padding(capacity: usize, to_end: usize) -> (Arc<RingMemory>, Consumer) {
+    let memory = Arc::new(RingMemory::create(&RingConfig::with_capacity(capacity)).unwrap());
+    let start = (3 * capacity - to_end) as u64;
+    memory.debug_store(HeaderWord::ReadIndex, start);
+    memory.debug_store(HeaderWord::WriteIndex, start);
+    let rx = Consumer::new(memory.clone()).unwrap();
+    let mut bytes = [0u8; 16];
+    bytes[..4].copy_from_slice(&((to_end - 16) as u32).to_le_bytes());
+    bytes[4] = RecordKind::Padding as u8;
+    memory
+        .debug_write_bytes(HEADER_BYTES + capacity - to_end, &bytes)
+        .unwrap();
+    memory.debug_store(HeaderWord::WriteIndex, start + to_end as u64);
+    (memory, rx)
+}
+
+#[test]
+fn padding_as_long_as_a_maximal_record_is_corrupt() {
+    let capacity = 4096;
+    let max_record = record_size(RingConfig::with_capacity(capacity).max_payload);
+    assert_eq!(max_record, 512);
+    // The longest honest padding (the next record is maximal and misses the
+    // end by 8 bytes) is skipped.
+    let (_memory, mut rx) = ring_with_padding(capacity, max_record - 8);
+    assert!(rx.try_recv().unwrap().is_none());
+    assert_eq!(rx.pending_bytes(), 0);
+    // Any padding a maximal record would have fitted in is corruption, up to
+    // a padding spanning the whole buffer (which would let a hostile
+    // producer make the consumer skip laps without any records).
+    for to_end in [max_record, max_record + 8, 2048, capacity] {
+        let (_memory, mut rx) = ring_with_padding(capacity, to_end);
+        for _ in 0..2 {
+            let err = rx.try_recv().map(|r| r.map(|r| *r.header())).unwrap_err();
+            assert_corrupt(&err, CorruptField::Padding);
+        }
+        let err = rx.recv_copy(&mut Vec::new()).unwrap_err();
+        assert_corrupt(&err, CorruptField::Padding);
+    }
 }

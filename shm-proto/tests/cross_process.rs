@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use shm_proto::{
-    ChildFds, Consumer, CorruptField, ErrorKind, Producer, RING_FD, RecordKind, RecordMeta,
-    RingConfig, RingError, RingMemory, SharedWords, take_inherited,
+    ChildFds, ClosedBy, Consumer, CorruptField, ErrorKind, Producer, RING_FD, RecordKind,
+    RecordMeta, RingConfig, RingError, RingMemory, SharedWords, take_inherited,
 };
 
 /// Set (to anything) in the child's environment.
@@ -248,7 +248,9 @@ fn consume(rx: &mut Consumer, child: &mut std::process::Child, rows: u64, seed: 
                 }
                 continue;
             }
-            Err(RingError::Closed { by: "producer" }) => break,
+            Err(RingError::Closed {
+                by: ClosedBy::Producer,
+            }) => break,
             Err(e) => panic!("consumer error after {next} rows: {e}"),
         };
         match record.kind() {
@@ -313,11 +315,11 @@ fn stream_rows(rows: u64, seed: u64) {
     let start = Instant::now();
     {
         let memory = Arc::new(
-            RingMemory::create(&RingConfig {
-                capacity: 1 << 20,
-                max_payload: 64 << 10,
-                generation: 0xC0FFEE,
-            })
+            RingMemory::create(
+                &RingConfig::with_capacity(1 << 20)
+                    .with_max_payload(64 << 10)
+                    .with_generation(0xC0FFEE),
+            )
             .unwrap(),
         );
         let mut child = spawn_child(&memory, rows, seed);
@@ -386,11 +388,7 @@ fn child_streams_ten_million_rows_with_checksum() {
 #[test]
 fn attach_with_the_wrong_generation_fails_typed() {
     let _serial = serial();
-    let memory = RingMemory::create(&RingConfig {
-        generation: 5,
-        ..RingConfig::with_capacity(4096)
-    })
-    .unwrap();
+    let memory = RingMemory::create(&RingConfig::with_capacity(4096).with_generation(5)).unwrap();
     let fd = memory.fd().try_clone_to_owned().unwrap();
     let err = RingMemory::attach(fd, Some(6)).unwrap_err();
     assert!(

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use shm_proto::{
-    Consumer, Producer, Readiness, RecordHeader, RecordKind, RecordMeta, RingConfig, RingError,
-    RingMemory, WaitStrategy, record_size,
+    Consumer, HeaderWord, Producer, Readiness, RecordHeader, RecordKind, RecordMeta, RingConfig,
+    RingError, RingMemory, WaitStrategy, record_size,
 };
 
 /// Payload byte `i` of the record with sequence number `seq`: every record's
@@ -173,28 +173,18 @@ struct Harness {
     copy_buf: Vec<u8>,
 }
 
-const NO_SPIN: WaitStrategy = WaitStrategy {
-    spin: Duration::ZERO,
-    max_sleep: Duration::from_millis(1),
-};
+const NO_SPIN: WaitStrategy = WaitStrategy::new(Duration::ZERO, Duration::from_millis(1));
 
 impl Harness {
     fn new(case: &Case) -> Self {
-        let memory = RingMemory::create(&RingConfig {
-            capacity: case.capacity,
-            max_payload: case.max_payload,
-            generation: 7,
-        })
+        let memory = RingMemory::create(
+            &RingConfig::with_capacity(case.capacity)
+                .with_max_payload(case.max_payload)
+                .with_generation(7),
+        )
         .unwrap();
-        let header = memory.header();
-        header
-            .producer
-            .write_index
-            .store(case.start, std::sync::atomic::Ordering::Relaxed);
-        header
-            .consumer
-            .read_index
-            .store(case.start, std::sync::atomic::Ordering::Relaxed);
+        memory.debug_store(HeaderWord::WriteIndex, case.start);
+        memory.debug_store(HeaderWord::ReadIndex, case.start);
         let memory = Arc::new(memory);
         let mut tx = Producer::new(memory.clone()).unwrap();
         let mut rx = Consumer::new(memory).unwrap();

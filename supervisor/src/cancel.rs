@@ -1,9 +1,9 @@
 //! Cancellation of a running request from any thread.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
-use shm_proto::RingMemory;
+use shm_proto::ConsumerRemote;
 
 /// Cancels the request it is passed to. Clone it to another thread and call
 /// [`CancelToken::cancel`]: the supervisor sets the ring's cancel word (the
@@ -17,9 +17,10 @@ pub struct CancelToken {
 #[derive(Debug, Default)]
 struct Inner {
     cancelled: AtomicBool,
-    /// Rings of the requests currently running under this token, woken on
-    /// cancel so a consumer asleep on an idle ring notices at once.
-    rings: Mutex<Vec<Weak<RingMemory>>>,
+    /// Rings of the requests currently running under this token (between
+    /// `watch` and `unwatch`), woken on cancel so a consumer asleep on an idle
+    /// ring notices at once.
+    rings: Mutex<Vec<ConsumerRemote>>,
 }
 
 impl CancelToken {
@@ -32,8 +33,8 @@ impl CancelToken {
     pub fn cancel(&self) {
         self.inner.cancelled.store(true, Ordering::Release);
         let rings = self.inner.rings.lock().unwrap_or_else(|e| e.into_inner());
-        for ring in rings.iter().filter_map(Weak::upgrade) {
-            ring.wake_consumer();
+        for ring in rings.iter() {
+            ring.wake();
         }
     }
 
@@ -44,14 +45,13 @@ impl CancelToken {
         self.inner.cancelled.load(Ordering::Acquire)
     }
 
-    pub(crate) fn watch(&self, ring: &Arc<RingMemory>) {
+    pub(crate) fn watch(&self, ring: &ConsumerRemote) {
         let mut rings = self.inner.rings.lock().unwrap_or_else(|e| e.into_inner());
-        rings.retain(|w| w.strong_count() > 0);
-        rings.push(Arc::downgrade(ring));
+        rings.push(ring.clone());
     }
 
-    pub(crate) fn unwatch(&self, ring: &Arc<RingMemory>) {
+    pub(crate) fn unwatch(&self, ring: &ConsumerRemote) {
         let mut rings = self.inner.rings.lock().unwrap_or_else(|e| e.into_inner());
-        rings.retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(ring)));
+        rings.retain(|r| !r.same_ring(ring));
     }
 }

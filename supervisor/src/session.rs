@@ -11,7 +11,9 @@ use shm_proto::control::{
     self, ChildFrame, ENV_GENERATION, ENV_PARENT_PID, FrameError, Hello, MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
 };
-use shm_proto::{CONTROL_FD, ChildFds, Consumer, RING_FD, RecordKind, RingConfig, RingMemory};
+use shm_proto::{
+    CONTROL_FD, ChildFds, Consumer, ConsumerRemote, RING_FD, RecordKind, RingConfig, RingMemory,
+};
 
 use crate::config::WorkerConfig;
 use crate::error::Error;
@@ -23,7 +25,9 @@ pub(crate) struct Session {
     // Field order is drop order: the consumer and ring go before the process
     // is killed and reaped, the control socket last.
     pub(crate) consumer: Consumer,
-    pub(crate) memory: Arc<RingMemory>,
+    /// The consumer's remote: cancel word, poison, wakes and the child's
+    /// counters (the ring's mapping itself is owned through `consumer`).
+    pub(crate) memory: ConsumerRemote,
     pub(crate) process: ChildProcess,
     pub(crate) control: UnixStream,
     pub(crate) hello: Hello,
@@ -38,11 +42,9 @@ impl Session {
     /// Creates the ring, starts the child with the ring on fd 3 and the
     /// control socket on fd 4, and waits for its handshake.
     pub(crate) fn start(config: &WorkerConfig, generation: u64) -> Result<Session, Error> {
-        let ring = RingConfig {
-            capacity: config.ring_capacity,
-            max_payload: config.max_row,
-            generation,
-        };
+        let ring = RingConfig::with_capacity(config.ring_capacity)
+            .with_max_payload(config.max_row)
+            .with_generation(generation);
         ring.validate().map_err(|e| Error::Config {
             reason: e.to_string(),
         })?;
@@ -127,11 +129,10 @@ impl Session {
         }
         let _ = control.set_read_timeout(None);
         let _ = control.set_write_timeout(Some(config.startup_timeout));
-        let consumer =
-            Consumer::new(memory.clone()).map_err(|source| Error::RingSetup { source })?;
+        let consumer = Consumer::new(memory).map_err(|source| Error::RingSetup { source })?;
         Ok(Session {
+            memory: consumer.remote(),
             consumer,
-            memory,
             process,
             control,
             hello,

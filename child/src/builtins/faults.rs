@@ -5,8 +5,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use shm_proto::RECORD_HEADER_BYTES;
-use shm_proto::layout::HEADER_BYTES;
+use shm_proto::{HEADER_BYTES, HeaderWord, RECORD_HEADER_BYTES, RingMemory};
 
 use crate::builtins::synthetic::fill_row;
 use crate::{CommandError, RowWriter};
@@ -165,41 +164,27 @@ pub fn run(
             wait_consumed(writer);
             let memory = writer.ring_memory();
             let _ = memory.debug_write_bytes(0, &[0xAB; 8]);
-            memory
-                .header()
-                .producer
-                .write_index
-                .store(u64::MAX - 7, std::sync::atomic::Ordering::Release);
-            memory.wake_consumer();
+            memory.debug_store(HeaderWord::WriteIndex, u64::MAX - 7);
+            wake_supervisor(memory);
             linger(writer)
         }
         Fault::ScribbleRecord => {
             wait_consumed(writer);
             let memory = writer.ring_memory().clone();
-            let header = memory.header();
-            // Our own last publication (pairs with its Release store).
-            let head = header
-                .producer
-                .write_index
-                .load(std::sync::atomic::Ordering::Acquire);
+            // Our own last publication.
+            let head = memory.debug_load(HeaderWord::WriteIndex);
             let capacity = memory.capacity() as u64;
             let pos = (head & (capacity - 1)) as usize;
             if capacity - (pos as u64) < 2 * RECORD_HEADER_BYTES as u64 {
-                header
-                    .producer
-                    .write_index
-                    .store(head + capacity * 4, std::sync::atomic::Ordering::Release);
+                memory.debug_store(HeaderWord::WriteIndex, head + capacity * 4);
             } else {
                 let mut forged = [0u8; RECORD_HEADER_BYTES];
                 forged[..4].copy_from_slice(&8u32.to_le_bytes());
                 forged[4] = 0x77;
                 let _ = memory.debug_write_bytes(HEADER_BYTES + pos, &forged);
-                header
-                    .producer
-                    .write_index
-                    .store(head + 24, std::sync::atomic::Ordering::Release);
+                memory.debug_store(HeaderWord::WriteIndex, head + 24);
             }
-            memory.wake_consumer();
+            wake_supervisor(&memory);
             linger(writer)
         }
     }
@@ -224,24 +209,20 @@ fn flood(out: &mut impl Write, mut bytes: u64, chunk: &[u8], writer: &mut RowWri
 /// delivered, so tests can check exact delivery up to the failure.
 fn wait_consumed(writer: &mut RowWriter<'_>) {
     let memory = writer.ring_memory().clone();
-    let header = memory.header();
-    // Our own last publication, then the supervisor's read index (pairs
-    // with the Release store in `Consumer::publish`).
-    let published = header
-        .producer
-        .write_index
-        .load(std::sync::atomic::Ordering::Acquire);
+    // Our own last publication, then the supervisor's read index.
+    let published = memory.debug_load(HeaderWord::WriteIndex);
     let until = Instant::now() + Duration::from_secs(5);
-    while header
-        .consumer
-        .read_index
-        .load(std::sync::atomic::Ordering::Acquire)
-        < published
-        && Instant::now() < until
-    {
+    while memory.debug_load(HeaderWord::ReadIndex) < published && Instant::now() < until {
         writer.beat();
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// Wakes a supervisor asleep on the ring the way any child can: reset its
+/// sleep word and `FUTEX_WAKE` it, so it re-reads the (scribbled) header.
+fn wake_supervisor(memory: &RingMemory) {
+    memory.debug_store(HeaderWord::ConsumerSleep, 0);
+    memory.debug_futex_wake(HeaderWord::ConsumerSleep);
 }
 
 /// After corrupting the ring: stay alive (beating) until killed.
