@@ -20,8 +20,8 @@ mod registry;
 mod runtime;
 mod writer;
 
-pub use error::{ChildError, CommandError, codes};
+pub use error::{ChildError, CommandError};
 pub use registry::Registry;
 pub use runtime::{ChildRuntime, PANIC_EXIT_CODE};
-pub use shm_proto::control::Level;
+pub use shm_proto::payload::{FailureCode, Level, RuntimeCode};
 pub use writer::{RowWriter, check_cancelled};

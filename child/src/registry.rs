@@ -4,8 +4,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use shm_proto::control::CommandInfo;
+use shm_proto::payload::RuntimeCode;
 
-use crate::error::{CommandError, codes};
+use crate::error::CommandError;
 use crate::writer::RowWriter;
 
 type Handler = Box<dyn FnMut(&RawValue, &mut RowWriter<'_>) -> Result<Box<RawValue>, CommandError>>;
@@ -32,12 +33,9 @@ impl Registry {
                 .map_err(|e| CommandError::bad_request(format!("arguments do not decode: {e}")))?;
             let summary = handler(request, writer)?;
             serde_json::value::to_raw_value(&summary)
-                .map_err(|e| CommandError::new(codes::BAD_SUMMARY, e.to_string()))
+                .map_err(|e| CommandError::runtime(RuntimeCode::BadSummary, e.to_string()))
         });
-        let info = CommandInfo {
-            name: name.to_owned(),
-            description: description.to_owned(),
-        };
+        let info = CommandInfo::new(name, description);
         self.commands.retain(|(existing, _)| existing.name != name);
         self.commands.push((info, erased));
     }

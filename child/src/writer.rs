@@ -2,7 +2,7 @@
 //! in the request's ring, plus cancellation and heartbeat.
 
 use serde::Serialize;
-use shm_proto::control::{Diagnostic, Level, Progress};
+use shm_proto::payload::{Diagnostic, Level, Progress};
 use shm_proto::{Producer, RecordKind, RecordMeta, Slot};
 
 use crate::error::CommandError;
@@ -89,11 +89,9 @@ impl<'a> RowWriter<'a> {
         total: Option<u64>,
         message: Option<&str>,
     ) -> Result<(), CommandError> {
-        let progress = Progress {
-            done,
-            total,
-            message: message.map(str::to_owned),
-        };
+        let progress = Progress::new(done)
+            .with_total(total)
+            .with_message(message.map(str::to_owned));
         self.producer.push_json(
             RecordMeta::of_kind(RecordKind::Progress, self.request),
             &progress,
@@ -105,10 +103,7 @@ impl<'a> RowWriter<'a> {
 
     /// Sends a diagnostic message, ordered after the rows written so far.
     pub fn diagnostic(&mut self, level: Level, message: &str) -> Result<(), CommandError> {
-        let diagnostic = Diagnostic {
-            level,
-            message: message.to_owned(),
-        };
+        let diagnostic = Diagnostic::new(level, message);
         self.producer.push_json(
             RecordMeta::of_kind(RecordKind::Diagnostic, self.request),
             &diagnostic,
@@ -152,7 +147,7 @@ impl<'a> RowWriter<'a> {
     }
 }
 
-/// Aborts a command with [`CommandError::cancelled`] if the request was cancelled.
+/// Aborts a command with a runtime `cancelled` failure if the request was cancelled.
 pub fn check_cancelled(writer: &RowWriter<'_>) -> Result<(), CommandError> {
     if writer.is_cancelled() {
         Err(CommandError::cancelled())

@@ -21,6 +21,7 @@
 
 pub mod control;
 pub mod layout;
+pub mod payload;
 pub mod record;
 
 mod consumer;

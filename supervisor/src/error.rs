@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use shm_proto::RingError;
 use shm_proto::control::FrameError;
+use shm_proto::payload::FailureCode;
 
 /// The last bytes a child wrote to stdout and stderr before it failed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -195,11 +196,13 @@ pub enum Error {
         /// Rows delivered before (excluding the failing one).
         rows_delivered: u64,
     },
-    /// The command itself failed with a typed error.
+    /// The command failed with a typed error: its own code, or a runtime
+    /// code other than panic and cancellation (bad request, unknown
+    /// command, ...). The child stays.
     #[error("worker command failed: {code}: {message} ({rows_delivered} rows delivered)")]
     Worker {
-        /// The command's error code.
-        code: String,
+        /// The failure's code.
+        code: FailureCode,
         /// Its message.
         message: String,
         /// Rows delivered before.

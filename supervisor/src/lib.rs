@@ -34,6 +34,7 @@ pub use config::WorkerConfig;
 pub use error::{Error, ErrorKind, OutputTail};
 pub use process::Exit;
 pub use shm_proto::control::{CommandInfo, Hello, PROTOCOL_VERSION};
+pub use shm_proto::payload::{FailureCode, RuntimeCode};
 pub use sink::{Discard, Router, Row, Sink, SinkError, TypedSink};
 pub use stats::{RestartReason, StreamStats, WorkerStats};
 pub use worker::{RequestOptions, Worker};

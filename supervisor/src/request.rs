@@ -6,7 +6,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
-use shm_proto::control::{self, Diagnostic, EndPayload, ParentFrame, Progress, RequestFrame};
+use shm_proto::control::{self, ParentFrame, RequestFrame};
+use shm_proto::payload::{Diagnostic, EndPayload, FailureCode, Progress, RuntimeCode};
 use shm_proto::{Readiness, RecordKind, RingError};
 
 use crate::cancel::CancelToken;
@@ -136,11 +137,7 @@ fn deliver<S: Sink + ?Sized>(
     delivery: &mut Delivery,
 ) -> Outcome {
     let id = call.id;
-    let frame = ParentFrame::Request(RequestFrame {
-        id,
-        command: call.command.to_owned(),
-        args: call.args,
-    });
+    let frame = ParentFrame::Request(RequestFrame::new(id, call.command, call.args));
     if let Err(source) = control::write_frame(&mut ControlWriter(&session.control), &frame) {
         // A child that died while idle shows up as a broken pipe here.
         return match session.process.reap(Duration::from_secs(1)) {
@@ -246,7 +243,7 @@ fn deliver<S: Sink + ?Sized>(
                     let end = serde_json::from_slice::<EndPayload>(record.payload());
                     drop(record);
                     return match end {
-                        Ok(end) => finish(end, delivery.rows),
+                        Ok(end) => finish(session, end, cancel_sent.is_some(), delivery.rows),
                         Err(_) => protocol(session, "malformed end marker", delivery.rows),
                     };
                 }
@@ -361,27 +358,47 @@ fn deliver<S: Sink + ?Sized>(
     }
 }
 
-fn finish(end: EndPayload, rows_delivered: u64) -> Outcome {
-    match end {
-        EndPayload::Ok(summary) => Outcome::done(Ok(summary)),
-        EndPayload::Err(failure) => match failure.code.as_str() {
-            "cancelled" => Outcome::done(Err(Error::Cancelled {
-                rows_delivered,
-                killed: false,
-            })),
-            "panic" => Outcome::restart(
-                Error::WorkerPanicked {
-                    message: failure.message,
-                    rows_delivered,
-                },
-                RestartReason::Panicked,
-            ),
-            _ => Outcome::done(Err(Error::Worker {
-                code: failure.code,
+/// Turns the child's end marker into the request's result. Only the runtime
+/// codes carry meaning here; a command's own code, whatever its string, is
+/// the command's failure.
+fn finish(
+    session: &mut Session,
+    end: EndPayload,
+    cancel_asked: bool,
+    rows_delivered: u64,
+) -> Outcome {
+    let cancelled = Error::Cancelled {
+        rows_delivered,
+        killed: false,
+    };
+    let failure = match end {
+        EndPayload::Ok(summary) => return Outcome::done(Ok(summary)),
+        EndPayload::Err(failure) => failure,
+        _ => return protocol(session, "end marker of an unknown shape", rows_delivered),
+    };
+    match failure.code {
+        FailureCode::Runtime(RuntimeCode::Cancelled) if cancel_asked => {
+            Outcome::done(Err(cancelled))
+        }
+        // The runtime reports a cancellation only after seeing this
+        // request's cancel flag, which nobody set.
+        FailureCode::Runtime(RuntimeCode::Cancelled) => protocol(
+            session,
+            "worker reported a cancellation that was never requested",
+            rows_delivered,
+        ),
+        FailureCode::Runtime(RuntimeCode::Panic) => Outcome::restart(
+            Error::WorkerPanicked {
                 message: failure.message,
                 rows_delivered,
-            })),
-        },
+            },
+            RestartReason::Panicked,
+        ),
+        code => Outcome::done(Err(Error::Worker {
+            code,
+            message: failure.message,
+            rows_delivered,
+        })),
     }
 }
 
