@@ -148,6 +148,9 @@ fn deliver<S: Sink + ?Sized>(
     let start = Instant::now();
     let deadline = limits.timeout.map(|t| start + t);
     let mut cancel_sent: Option<Instant> = None;
+    // Rows of this request dropped after the cancel went out: if any were,
+    // the request cannot end `Ok`, whatever the child says (invariant 1).
+    let mut discarded_rows = 0u64;
     let mut last_life = start;
     let mut last_heartbeat = session.memory.heartbeat();
     let mut next_liveness = start + LIVENESS_INTERVAL;
@@ -178,6 +181,7 @@ fn deliver<S: Sink + ?Sized>(
                     // the grace period and get a child that honoured the
                     // cancel killed.
                     stats.stale_records += 1;
+                    discarded_rows += 1;
                 }
                 RecordKind::Data => {
                     let row = Row {
@@ -243,7 +247,15 @@ fn deliver<S: Sink + ?Sized>(
                     let end = serde_json::from_slice::<EndPayload>(record.payload());
                     drop(record);
                     return match end {
-                        Ok(end) => finish(session, end, cancel_sent.is_some(), delivery.rows),
+                        Ok(end) => finish(
+                            session,
+                            end,
+                            Cancellation {
+                                asked: cancel_sent.is_some(),
+                                discarded_rows,
+                            },
+                            delivery.rows,
+                        ),
                         Err(_) => protocol(session, "malformed end marker", delivery.rows),
                     };
                 }
@@ -358,13 +370,21 @@ fn deliver<S: Sink + ?Sized>(
     }
 }
 
+/// What the supervisor did about cancelling the request, for judging its end.
+struct Cancellation {
+    /// The cancel flag was set for this request.
+    asked: bool,
+    /// Rows that arrived after that and were dropped.
+    discarded_rows: u64,
+}
+
 /// Turns the child's end marker into the request's result. Only the runtime
 /// codes carry meaning here; a command's own code, whatever its string, is
 /// the command's failure.
 fn finish(
     session: &mut Session,
     end: EndPayload,
-    cancel_asked: bool,
+    cancellation: Cancellation,
     rows_delivered: u64,
 ) -> Outcome {
     let cancelled = Error::Cancelled {
@@ -372,12 +392,17 @@ fn finish(
         killed: false,
     };
     let failure = match end {
+        // The child finished, but rows it committed were dropped on our side
+        // after the cancel: `Ok` would claim a complete delivery.
+        EndPayload::Ok(_) if cancellation.discarded_rows > 0 => {
+            return Outcome::done(Err(cancelled));
+        }
         EndPayload::Ok(summary) => return Outcome::done(Ok(summary)),
         EndPayload::Err(failure) => failure,
         _ => return protocol(session, "end marker of an unknown shape", rows_delivered),
     };
     match failure.code {
-        FailureCode::Runtime(RuntimeCode::Cancelled) if cancel_asked => {
+        FailureCode::Runtime(RuntimeCode::Cancelled) if cancellation.asked => {
             Outcome::done(Err(cancelled))
         }
         // The runtime reports a cancellation only after seeing this
