@@ -1,12 +1,18 @@
 //! The worker the integration tests run: `ringworker-child`'s built-in
-//! commands, plus test-only startup behaviour chosen by environment:
+//! commands, the test-only commands of `support/contract.rs`, plus test-only
+//! startup behaviour chosen by environment:
 //! `FIXTURE_STARTUP_DELAY_MS` (sleep before the handshake) and
 //! `FIXTURE_PROTOCOL` (announce another protocol version).
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
-use ringworker_child::{ChildRuntime, builtins};
+use ringworker_child::{ChildRuntime, CommandError, builtins};
+
+#[path = "support/contract.rs"]
+mod contract;
+
+use contract::{Fail, Square, Squares, SquaresSummary};
 
 fn main() -> ExitCode {
     if let Some(ms) = env_number("FIXTURE_STARTUP_DELAY_MS") {
@@ -15,7 +21,22 @@ fn main() -> ExitCode {
     let mut worker = builtins::register(ChildRuntime::new(
         "ringworker-fixture",
         env!("CARGO_PKG_VERSION"),
-    ));
+    ))
+    .command_typed::<Squares>(|upto, rows| {
+        let mut sum = 0;
+        for n in 0..upto.n {
+            let square = n * n;
+            rows.row(0, &Square { n, square })?;
+            sum += square;
+        }
+        Ok(SquaresSummary { rows: upto.n, sum })
+    })
+    .command_typed::<Fail>(|request, rows| {
+        for i in 0..request.rows {
+            rows.row(0, &i)?;
+        }
+        Err(CommandError::new(request.code, "failed as asked"))
+    });
     if let Some(protocol) = env_number("FIXTURE_PROTOCOL") {
         worker = worker.announce_protocol(protocol as u32);
     }

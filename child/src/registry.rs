@@ -3,11 +3,12 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
+use shm_proto::Command;
 use shm_proto::control::CommandInfo;
 use shm_proto::payload::RuntimeCode;
 
 use crate::error::CommandError;
-use crate::writer::RowWriter;
+use crate::writer::{RowWriter, TypedRows};
 
 type Handler = Box<dyn FnMut(&RawValue, &mut RowWriter<'_>) -> Result<Box<RawValue>, CommandError>>;
 
@@ -38,6 +39,26 @@ impl Registry {
         let info = CommandInfo::new(name, description);
         self.commands.retain(|(existing, _)| existing.name != name);
         self.commands.push((info, erased));
+    }
+
+    /// Registers `handler` as the implementation of command `C`: its name,
+    /// request, row and summary types are the ones the supervisor's
+    /// `Worker::run_typed::<C>` expects.
+    pub fn add_typed<C: Command>(
+        &mut self,
+        mut handler: impl FnMut(
+            C::Request,
+            &mut TypedRows<'_, '_, C::Row>,
+        ) -> Result<C::Summary, CommandError>
+        + 'static,
+    ) {
+        self.add(
+            C::NAME,
+            C::DESCRIPTION,
+            move |request: C::Request, writer: &mut RowWriter<'_>| {
+                handler(request, &mut TypedRows::new(writer))
+            },
+        );
     }
 
     /// What the handshake announces.

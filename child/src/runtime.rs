@@ -11,11 +11,11 @@ use shm_proto::control::{
     ParentFrame, RequestFrame,
 };
 use shm_proto::payload::{EndPayload, RuntimeCode};
-use shm_proto::{CONTROL_FD, Producer, RING_FD, RecordKind, RecordMeta, RingMemory};
+use shm_proto::{CONTROL_FD, Command, Producer, RING_FD, RecordKind, RecordMeta, RingMemory};
 
 use crate::error::{ChildError, CommandError};
 use crate::registry::Registry;
-use crate::writer::RowWriter;
+use crate::writer::{RowWriter, TypedRows};
 
 /// Exit code of a worker whose command panicked (after reporting it).
 pub const PANIC_EXIT_CODE: i32 = 101;
@@ -56,6 +56,21 @@ impl ChildRuntime {
         F: FnMut(Req, &mut RowWriter<'_>) -> Result<Sum, CommandError> + 'static,
     {
         self.registry.add(name, description, handler);
+        self
+    }
+
+    /// Registers the handler of command `C` (see [`Registry::add_typed`]):
+    /// name, request, row and summary types come from `C`, the contract the
+    /// supervisor runs it by.
+    pub fn command_typed<C: Command>(
+        mut self,
+        handler: impl FnMut(
+            C::Request,
+            &mut TypedRows<'_, '_, C::Row>,
+        ) -> Result<C::Summary, CommandError>
+        + 'static,
+    ) -> Self {
+        self.registry.add_typed::<C>(handler);
         self
     }
 

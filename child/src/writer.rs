@@ -1,6 +1,8 @@
 //! The row writer a command gets: rows, progress and diagnostics, all ordered
 //! in the request's ring, plus cancellation and heartbeat.
 
+use std::marker::PhantomData;
+
 use serde::Serialize;
 use shm_proto::payload::{Diagnostic, Level, Progress};
 use shm_proto::{Producer, RecordKind, RecordMeta, Slot};
@@ -153,5 +155,67 @@ pub fn check_cancelled(writer: &RowWriter<'_>) -> Result<(), CommandError> {
         Err(CommandError::cancelled())
     } else {
         Ok(())
+    }
+}
+
+/// The row writer of a typed command
+/// ([`ChildRuntime::command_typed`](crate::ChildRuntime::command_typed)):
+/// rows are `R`, serialized as JSON,
+/// so a handler cannot write a row its contract does not declare. Everything
+/// else a [`RowWriter`] offers (cancellation, counters, progress,
+/// diagnostics) is here too; raw byte rows are not.
+pub struct TypedRows<'w, 'a, R> {
+    writer: &'w mut RowWriter<'a>,
+    _row: PhantomData<fn(&R)>,
+}
+
+impl<'w, 'a, R: Serialize> TypedRows<'w, 'a, R> {
+    pub(crate) fn new(writer: &'w mut RowWriter<'a>) -> Self {
+        TypedRows {
+            writer,
+            _row: PhantomData,
+        }
+    }
+
+    /// Writes `row` as JSON on `stream`.
+    #[inline]
+    pub fn row(&mut self, stream: u16, row: &R) -> Result<(), CommandError> {
+        self.writer.json(stream, row)
+    }
+
+    /// Reports progress (see [`RowWriter::progress`]).
+    pub fn progress(
+        &mut self,
+        done: u64,
+        total: Option<u64>,
+        message: Option<&str>,
+    ) -> Result<(), CommandError> {
+        self.writer.progress(done, total, message)
+    }
+
+    /// Sends a diagnostic (see [`RowWriter::diagnostic`]).
+    pub fn diagnostic(&mut self, level: Level, message: &str) -> Result<(), CommandError> {
+        self.writer.diagnostic(level, message)
+    }
+
+    /// Signals life and publishes the rows so far (see [`RowWriter::beat`]).
+    pub fn beat(&mut self) {
+        self.writer.beat();
+    }
+
+    /// Publishes the rows so far (see [`RowWriter::flush`]).
+    pub fn flush(&mut self) {
+        self.writer.flush();
+    }
+}
+
+/// Read-only access to the underlying writer: request id, counters,
+/// [`RowWriter::is_cancelled`], [`check_cancelled`]. Writing goes through
+/// the typed methods.
+impl<'a, R> std::ops::Deref for TypedRows<'_, 'a, R> {
+    type Target = RowWriter<'a>;
+
+    fn deref(&self) -> &RowWriter<'a> {
+        self.writer
     }
 }

@@ -19,6 +19,7 @@
 //! This is the only core crate with `unsafe`: each block states its local
 //! reason in a `// SAFETY:` line, and each Acquire names its Release.
 
+mod command;
 pub mod control;
 pub mod layout;
 pub mod payload;
@@ -36,6 +37,7 @@ mod sealed;
 mod sync;
 mod wait;
 
+pub use command::Command;
 pub use consumer::{Consumer, ConsumerStats, Readiness, Record};
 pub use error::{CorruptField, ErrorKind, RingError};
 #[cfg(not(loom))]

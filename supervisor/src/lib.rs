@@ -33,6 +33,7 @@ pub use cancel::CancelToken;
 pub use config::WorkerConfig;
 pub use error::{Error, ErrorKind, OutputTail};
 pub use process::Exit;
+pub use shm_proto::Command;
 pub use shm_proto::control::{CommandInfo, Hello, PROTOCOL_VERSION};
 pub use shm_proto::payload::{FailureCode, RuntimeCode};
 pub use sink::{Discard, Router, Row, Sink, SinkError, TypedSink};

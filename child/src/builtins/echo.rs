@@ -2,7 +2,20 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{CommandError, RowWriter};
+use crate::{Command, CommandError, TypedRows};
+
+/// The `echo` command's contract: a JSON value in, the same value back as
+/// the summary and as each row.
+#[derive(Debug, Clone, Copy)]
+pub struct Echo;
+
+impl Command for Echo {
+    const NAME: &'static str = "echo";
+    const DESCRIPTION: &'static str = "returns its argument; optionally also as N JSON rows";
+    type Request = EchoRequest;
+    type Row = serde_json::Value;
+    type Summary = serde_json::Value;
+}
 
 /// Arguments of `echo`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,10 +31,10 @@ pub struct EchoRequest {
 /// Runs the command.
 pub fn run(
     request: EchoRequest,
-    writer: &mut RowWriter<'_>,
+    rows: &mut TypedRows<'_, '_, serde_json::Value>,
 ) -> Result<serde_json::Value, CommandError> {
     for _ in 0..request.rows {
-        writer.json(0, &request.value)?;
+        rows.row(0, &request.value)?;
     }
     Ok(request.value)
 }

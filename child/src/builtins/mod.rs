@@ -17,7 +17,7 @@ pub fn register(worker: ChildRuntime) -> ChildRuntime {
             "N deterministic rows: fixed/uniform/log-normal sizes, several streams, optional rate and CPU work",
             synthetic::run,
         )
-        .command("echo", "returns its argument; optionally also as N JSON rows", echo::run)
+        .command_typed::<echo::Echo>(echo::run)
         .command(
             "fault",
             "misbehaves on purpose (exit, panic, abort, kill, hang, floods, corruption) for tests",

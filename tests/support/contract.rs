@@ -1,0 +1,65 @@
+//! Command contracts shared by the fixture worker (which serves them) and
+//! the tests (which run them): both compile this one file, so a test and the
+//! child cannot disagree on a command's name or types. Included with
+//! `#[path = "support/contract.rs"] mod contract;`.
+#![allow(dead_code)]
+
+use ringworker_child::Command;
+use serde::{Deserialize, Serialize};
+
+/// `squares`: rows `i` and `i * i` for `i` in `0..n`; the summary counts
+/// and sums them.
+pub struct Squares;
+
+/// Arguments of [`Squares`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Upto {
+    /// How many rows.
+    pub n: u64,
+}
+
+/// One row of [`Squares`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Square {
+    /// The number.
+    pub n: u64,
+    /// Its square.
+    pub square: u64,
+}
+
+/// Summary of [`Squares`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SquaresSummary {
+    /// Rows written.
+    pub rows: u64,
+    /// Sum of the squares.
+    pub sum: u64,
+}
+
+impl Command for Squares {
+    const NAME: &'static str = "squares";
+    const DESCRIPTION: &'static str = "rows i and i*i for i in 0..n";
+    type Request = Upto;
+    type Row = Square;
+    type Summary = SquaresSummary;
+}
+
+/// `fail`: writes `rows` rows, then fails with the command-defined `code`.
+pub struct Fail;
+
+/// Arguments of [`Fail`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FailRequest {
+    /// The command's own failure code (any string, runtime names included).
+    pub code: String,
+    /// Rows (their index) written before failing.
+    pub rows: u64,
+}
+
+impl Command for Fail {
+    const NAME: &'static str = "fail";
+    const DESCRIPTION: &'static str = "writes N rows, then fails with a command-defined code";
+    type Request = FailRequest;
+    type Row = u64;
+    type Summary = ();
+}
