@@ -1,8 +1,10 @@
 //! The typed protocol against a real child: commands run by their shared
-//! contract type, and failure codes that keep runtime failures apart from a
-//! command's own.
+//! contract type, failure codes that keep runtime failures apart from a
+//! command's own, and rows reserved in place counted only when committed.
 
-use ringworker::{Command, Error, FailureCode, RequestOptions, RuntimeCode, Worker, WorkerStats};
+use ringworker::{
+    Command, Error, FailureCode, RequestOptions, Row, RuntimeCode, Worker, WorkerStats,
+};
 use ringworker_child::builtins::echo::{Echo, EchoRequest};
 
 #[path = "support/mod.rs"]
@@ -11,7 +13,7 @@ mod support;
 #[path = "support/contract.rs"]
 mod contract;
 
-use contract::{Fail, FailRequest, Square, Squares};
+use contract::{Fail, FailRequest, SLOTS, SlotsRequest, SlotsSummary, Square, Squares};
 use support::{assert_usable, fixture};
 
 #[test]
@@ -130,4 +132,31 @@ fn arguments_that_do_not_decode_are_a_runtime_bad_request() {
     );
     assert_eq!(worker.pid(), pid);
     assert_usable(&mut worker);
+}
+
+#[test]
+fn reserved_rows_are_counted_when_committed_not_when_reserved() {
+    let mut worker = Worker::spawn(fixture()).unwrap();
+    let request = SlotsRequest {
+        reserved: 1001,
+        committed_len: 24,
+    };
+    let mut delivered = Vec::new();
+    let mut sink = |row: Row<'_>| {
+        assert_eq!(row.payload.len(), 24);
+        delivered.push(u64::from_le_bytes(row.payload[..8].try_into().unwrap()));
+    };
+    let summary: SlotsSummary = worker.stream(SLOTS, &request, &mut sink).unwrap();
+    // Every other reservation was dropped uncommitted.
+    let committed: Vec<u64> = (0..request.reserved).step_by(2).collect();
+    assert_eq!(delivered, committed);
+    assert_eq!(
+        summary,
+        SlotsSummary {
+            rows: committed.len() as u64,
+            bytes: committed.len() as u64 * 24,
+        }
+    );
+    assert_eq!(worker.stats().rows, summary.rows);
+    assert_eq!(worker.stats().bytes, summary.bytes);
 }

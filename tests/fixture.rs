@@ -7,12 +7,12 @@
 
 use std::process::ExitCode;
 
-use ringworker_child::{ChildRuntime, CommandError, builtins};
+use ringworker_child::{ChildRuntime, CommandError, RowWriter, builtins};
 
 #[path = "support/contract.rs"]
 mod contract;
 
-use contract::{Fail, Square, Squares, SquaresSummary};
+use contract::{Fail, SLOTS, SlotsRequest, SlotsSummary, Square, Squares, SquaresSummary};
 
 fn main() -> ExitCode {
     if let Some(ms) = env_number("FIXTURE_STARTUP_DELAY_MS") {
@@ -36,7 +36,8 @@ fn main() -> ExitCode {
             rows.row(0, &i)?;
         }
         Err(CommandError::new(request.code, "failed as asked"))
-    });
+    })
+    .command(SLOTS, "reserves rows, commits every other one", slots);
     if let Some(protocol) = env_number("FIXTURE_PROTOCOL") {
         worker = worker.announce_protocol(protocol as u32);
     }
@@ -47,6 +48,23 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn slots(request: SlotsRequest, writer: &mut RowWriter<'_>) -> Result<SlotsSummary, CommandError> {
+    for i in 0..request.reserved {
+        let mut slot = writer.reserve(0, 64)?;
+        if i % 2 == 1 {
+            // Abandoned: must be neither delivered nor counted.
+            drop(slot);
+            continue;
+        }
+        slot.payload_mut()[..8].copy_from_slice(&i.to_le_bytes());
+        slot.commit_len(request.committed_len);
+    }
+    Ok(SlotsSummary {
+        rows: writer.rows(),
+        bytes: writer.bytes(),
+    })
 }
 
 fn env_number(name: &str) -> Option<u64> {

@@ -25,4 +25,4 @@ pub use registry::Registry;
 pub use runtime::{ChildRuntime, PANIC_EXIT_CODE};
 pub use shm_proto::Command;
 pub use shm_proto::payload::{FailureCode, Level, RuntimeCode};
-pub use writer::{RowWriter, TypedRows, check_cancelled};
+pub use writer::{RowSlot, RowWriter, TypedRows, check_cancelled};

@@ -59,15 +59,20 @@ impl<'a> RowWriter<'a> {
     }
 
     /// Reserves `len` bytes for a row on `stream`, to be filled in place and
-    /// committed with [`Slot::commit`] / [`Slot::commit_len`]. Counted as one
-    /// row of `len` bytes.
+    /// committed with [`RowSlot::commit`] / [`RowSlot::commit_len`]. The row
+    /// is counted (with the bytes committed) when it is committed; a slot
+    /// dropped uncommitted is no row.
     #[inline]
-    pub fn reserve(&mut self, stream: u16, len: usize) -> Result<Slot<'_>, CommandError> {
-        self.rows += 1;
-        self.bytes += len as u64;
-        Ok(self
+    pub fn reserve(&mut self, stream: u16, len: usize) -> Result<RowSlot<'_>, CommandError> {
+        let slot = self
             .producer
-            .reserve(RecordMeta::data(self.request, stream), len)?)
+            .reserve(RecordMeta::data(self.request, stream), len)?;
+        Ok(RowSlot {
+            slot,
+            len,
+            rows: &mut self.rows,
+            bytes: &mut self.bytes,
+        })
     }
 
     /// Serializes `value` as JSON straight into a row on `stream`.
@@ -155,6 +160,63 @@ pub fn check_cancelled(writer: &RowWriter<'_>) -> Result<(), CommandError> {
         Err(CommandError::cancelled())
     } else {
         Ok(())
+    }
+}
+
+/// Space reserved for one row by [`RowWriter::reserve`]. Fill it in place,
+/// then commit it; dropping it uncommitted abandons the row (nothing reaches
+/// the supervisor and nothing is counted).
+#[must_use = "a reserved row is written only when committed"]
+pub struct RowSlot<'w> {
+    slot: Slot<'w>,
+    len: usize,
+    // The writer's counters, bumped on commit only.
+    rows: &'w mut u64,
+    bytes: &'w mut u64,
+}
+
+impl RowSlot<'_> {
+    /// The reserved payload bytes (their prior content is unspecified).
+    #[inline]
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        self.slot.payload_mut()
+    }
+
+    /// Copies `src` into the payload at `offset`.
+    ///
+    /// # Panics
+    /// If `offset + src.len()` exceeds the reserved length.
+    #[inline(always)]
+    pub fn copy_at(&mut self, offset: usize, src: &[u8]) {
+        self.slot.copy_at(offset, src);
+    }
+
+    /// The reserved length.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if zero bytes were reserved.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Commits the whole reserved length as one row.
+    #[inline]
+    pub fn commit(self) {
+        let len = self.len;
+        self.commit_len(len);
+    }
+
+    /// Commits the first `used` bytes (at most the reserved length) as one row.
+    #[inline]
+    pub fn commit_len(self, used: usize) {
+        let used = used.min(self.len);
+        *self.rows += 1;
+        *self.bytes += used as u64;
+        self.slot.commit_len(used);
     }
 }
 

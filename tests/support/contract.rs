@@ -63,3 +63,26 @@ impl Command for Fail {
     type Row = u64;
     type Summary = ();
 }
+
+/// Name of the untyped `slots` command: it reserves `reserved` 64-byte rows
+/// and commits every other one with its first `committed_len` bytes (the
+/// rest are dropped uncommitted), then reports what its writer counted.
+pub const SLOTS: &str = "slots";
+
+/// Arguments of [`SLOTS`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SlotsRequest {
+    /// Rows reserved.
+    pub reserved: u64,
+    /// Bytes committed of each committed row (at most 64).
+    pub committed_len: usize,
+}
+
+/// Summary of [`SLOTS`]: the child writer's own counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotsSummary {
+    /// Rows the writer counted.
+    pub rows: u64,
+    /// Bytes the writer counted.
+    pub bytes: u64,
+}
