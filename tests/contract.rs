@@ -26,10 +26,7 @@ fn echo_runs_by_its_contract_type() {
             .any(|c| c.name == Echo::NAME && c.description == Echo::DESCRIPTION),
         "{announced:?}"
     );
-    let request = EchoRequest {
-        value: serde_json::json!({ "n": 7, "tags": ["a", "b"] }),
-        rows: 3,
-    };
+    let request = EchoRequest::new(serde_json::json!({ "n": 7, "tags": ["a", "b"] })).with_rows(3);
     let mut rows = Vec::new();
     let summary = worker
         .run_typed::<Echo>(&request, |stream, row| rows.push((stream, row)))

@@ -390,10 +390,7 @@ fn a_failing_sink_ends_the_request_with_its_error() {
         assert_eq!((stream, row.n), (0, 7));
         decoded += 1;
     });
-    let request = EchoRequest {
-        value: serde_json::json!({ "n": 7 }),
-        rows: 1000,
-    };
+    let request = EchoRequest::new(serde_json::json!({ "n": 7 })).with_rows(1000);
     let echoed: serde_json::Value = worker.stream("echo", &request, &mut typed).unwrap();
     assert_eq!(echoed, request.value);
     assert_eq!(decoded, 1000);
@@ -512,10 +509,7 @@ fn echo_cancelled_by_sink(
     cancel_at: u64,
 ) -> (Result<serde_json::Value, Error>, u64) {
     let token = CancelToken::new();
-    let request = EchoRequest {
-        value: serde_json::json!("row"),
-        rows,
-    };
+    let request = EchoRequest::new(serde_json::json!("row")).with_rows(rows);
     let mut received = 0u64;
     let mut sink = |row: Row<'_>| {
         assert_eq!(row.sequence, received, "rows out of order");

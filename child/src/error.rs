@@ -6,6 +6,7 @@ use shm_proto::payload::{FailureCode, RuntimeCode, WorkerFailure};
 
 /// Why the worker runtime stopped serving.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ChildError {
     /// An inherited fd (ring or control channel) is missing: the process was
     /// not started by a ringworker supervisor.

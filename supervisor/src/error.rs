@@ -11,6 +11,7 @@ use shm_proto::payload::FailureCode;
 
 /// The last bytes a child wrote to stdout and stderr before it failed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OutputTail {
     /// End of stdout (lossy UTF-8).
     pub stdout: String,
@@ -38,6 +39,7 @@ impl std::fmt::Display for OutputTail {
 
 /// A failed supervisor operation.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The configuration cannot work (ring geometry, empty program, ...).
     #[error("invalid worker configuration: {reason}")]
@@ -227,6 +229,7 @@ pub enum Error {
 
 /// Coarse classes of [`Error`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The caller asked for something impossible; fix the call.
     Usage,

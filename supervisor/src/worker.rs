@@ -15,8 +15,9 @@ use crate::session::{ControlWriter, Session};
 use crate::sink::{Discard, Sink, TypedSink};
 use crate::stats::{RestartReason, WorkerStats};
 
-/// Per-request options.
+/// Per-request options. Build with `RequestOptions::default()` and the setters.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct RequestOptions {
     /// Deadline of this request (default: the config's `request_timeout`).
     pub timeout: Option<Duration>,

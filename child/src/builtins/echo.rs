@@ -20,12 +20,26 @@ impl Command for Echo {
 /// Arguments of `echo`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct EchoRequest {
     /// Any JSON value.
     pub value: serde_json::Value,
     /// Also write `value` as this many JSON rows on stream 0.
     #[serde(default)]
     pub rows: u64,
+}
+
+impl EchoRequest {
+    /// Echoes `value` as the summary only.
+    pub fn new(value: serde_json::Value) -> Self {
+        EchoRequest { value, rows: 0 }
+    }
+
+    /// Also writes `value` as `rows` JSON rows.
+    pub fn with_rows(mut self, rows: u64) -> Self {
+        self.rows = rows;
+        self
+    }
 }
 
 /// Runs the command.
