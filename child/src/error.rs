@@ -1,8 +1,8 @@
 //! Errors of the worker side: the runtime's own, and a command's typed failure.
 
-use shm_proto::RingError;
 use shm_proto::control::FrameError;
 use shm_proto::payload::{FailureCode, RuntimeCode, WorkerFailure};
+use shm_proto::{ErrorKind, RingError};
 
 /// Why the worker runtime stopped serving.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,19 @@ pub enum ChildError {
         /// The pid the worker expected as parent.
         expected: u32,
     },
+}
+
+impl ChildError {
+    /// Classifies this error, in the classes of the ring's and the control
+    /// channel's errors (re-exported as [`ErrorKind`](crate::ErrorKind)).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ChildError::MissingFd { .. } => ErrorKind::Usage,
+            ChildError::Ring(err) => err.kind(),
+            ChildError::Control(err) => err.kind(),
+            ChildError::Orphaned { .. } => ErrorKind::Closed,
+        }
+    }
 }
 
 /// A request's failure: a machine-readable code and a message. Sent to the
@@ -106,5 +119,56 @@ impl From<RingError> for CommandError {
             }
             other => Self::runtime(RuntimeCode::Ring, other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_codes_never_become_runtime_codes() {
+        for name in ["panic", "cancelled", "bad_request"] {
+            let err = CommandError::new(name, "m");
+            assert_eq!(*err.code(), FailureCode::Command(name.into()));
+            assert_eq!(err.into_failure().code, FailureCode::Command(name.into()));
+        }
+        assert_eq!(
+            *CommandError::bad_request("m").code(),
+            FailureCode::Runtime(RuntimeCode::BadRequest)
+        );
+    }
+
+    #[test]
+    fn ring_errors_map_to_runtime_codes() {
+        let code = |err: RingError| CommandError::from(err).code().clone();
+        assert_eq!(
+            code(RingError::Cancelled { request: 3 }),
+            FailureCode::Runtime(RuntimeCode::Cancelled)
+        );
+        assert_eq!(
+            code(RingError::RecordTooLarge { len: 9, max: 8 }),
+            FailureCode::Runtime(RuntimeCode::RecordTooLarge)
+        );
+        assert_eq!(
+            code(RingError::Closed { by: "consumer" }),
+            FailureCode::Runtime(RuntimeCode::Ring)
+        );
+    }
+
+    #[test]
+    fn child_errors_are_classified() {
+        assert_eq!(
+            ChildError::Orphaned { expected: 1 }.kind(),
+            ErrorKind::Closed
+        );
+        assert_eq!(
+            ChildError::Control(FrameError::Closed).kind(),
+            ErrorKind::Closed
+        );
+        assert_eq!(
+            ChildError::Ring(RingError::Closed { by: "poison" }).kind(),
+            ErrorKind::Closed
+        );
     }
 }

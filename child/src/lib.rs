@@ -23,6 +23,6 @@ mod writer;
 pub use error::{ChildError, CommandError};
 pub use registry::Registry;
 pub use runtime::{ChildRuntime, PANIC_EXIT_CODE};
-pub use shm_proto::Command;
 pub use shm_proto::payload::{FailureCode, Level, RuntimeCode};
+pub use shm_proto::{Command, ErrorKind};
 pub use writer::{RowSlot, RowWriter, TypedRows, check_cancelled};
