@@ -3,7 +3,8 @@
 //! command's own, and rows reserved in place counted only when committed.
 
 use ringworker::{
-    Command, Error, FailureCode, RequestOptions, Row, RuntimeCode, Worker, WorkerStats,
+    Command, Error, FailureCode, RequestOptions, RestartReason, Row, RuntimeCode, Worker,
+    WorkerStats,
 };
 use ringworker_child::builtins::echo::{Echo, EchoRequest};
 
@@ -13,7 +14,9 @@ mod support;
 #[path = "support/contract.rs"]
 mod contract;
 
-use contract::{Fail, FailRequest, SLOTS, SlotsRequest, SlotsSummary, Square, Squares};
+use contract::{
+    Fail, FailRequest, SELF_CANCEL, SLOTS, SlotsRequest, SlotsSummary, Square, Squares,
+};
 use support::{assert_usable, fixture};
 
 #[test]
@@ -109,6 +112,27 @@ fn command_codes_named_like_runtime_codes_are_the_commands_failures() {
     let stats: &WorkerStats = worker.stats();
     assert_eq!(stats.total_restarts(), 0, "{stats:?}");
     assert_eq!(stats.failed_requests, 5);
+    assert_usable(&mut worker);
+}
+
+#[test]
+fn a_runtime_cancellation_nobody_asked_for_is_a_protocol_error() {
+    let mut worker = Worker::spawn(fixture()).unwrap();
+    let mut delivered = 0u64;
+    let mut sink = |_: Row<'_>| delivered += 1;
+    let err = worker
+        .stream::<_, (), _>(SELF_CANCEL, &25u64, &mut sink)
+        .expect_err("the child claims a cancellation");
+    let Error::Protocol { rows_delivered, .. } = &err else {
+        panic!("an unrequested cancellation came back as {err:?}");
+    };
+    assert_eq!((*rows_delivered, delivered), (25, 25));
+    assert_eq!(
+        worker.stats().restarts.get(&RestartReason::Protocol),
+        Some(&1),
+        "{:?}",
+        worker.stats()
+    );
     assert_usable(&mut worker);
 }
 

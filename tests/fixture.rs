@@ -7,12 +7,14 @@
 
 use std::process::ExitCode;
 
-use ringworker_child::{ChildRuntime, CommandError, RowWriter, builtins};
+use ringworker_child::{ChildRuntime, CommandError, RowWriter, builtins, check_cancelled};
 
 #[path = "support/contract.rs"]
 mod contract;
 
-use contract::{Fail, SLOTS, SlotsRequest, SlotsSummary, Square, Squares, SquaresSummary};
+use contract::{
+    Fail, SELF_CANCEL, SLOTS, SlotsRequest, SlotsSummary, Square, Squares, SquaresSummary,
+};
 
 fn main() -> ExitCode {
     if let Some(ms) = env_number("FIXTURE_STARTUP_DELAY_MS") {
@@ -37,7 +39,12 @@ fn main() -> ExitCode {
         }
         Err(CommandError::new(request.code, "failed as asked"))
     })
-    .command(SLOTS, "reserves rows, commits every other one", slots);
+    .command(SLOTS, "reserves rows, commits every other one", slots)
+    .command(
+        SELF_CANCEL,
+        "reports a cancellation the supervisor never asked for",
+        self_cancel,
+    );
     if let Some(protocol) = env_number("FIXTURE_PROTOCOL") {
         worker = worker.announce_protocol(protocol as u32);
     }
@@ -65,6 +72,15 @@ fn slots(request: SlotsRequest, writer: &mut RowWriter<'_>) -> Result<SlotsSumma
         rows: writer.rows(),
         bytes: writer.bytes(),
     })
+}
+
+fn self_cancel(rows: u64, writer: &mut RowWriter<'_>) -> Result<(), CommandError> {
+    for i in 0..rows {
+        writer.json(0, &i)?;
+    }
+    // Forges the supervisor's side of the cancel word.
+    writer.ring_memory().request_cancel(writer.request());
+    check_cancelled(writer)
 }
 
 fn env_number(name: &str) -> Option<u64> {

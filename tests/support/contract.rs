@@ -86,3 +86,9 @@ pub struct SlotsSummary {
     /// Bytes the writer counted.
     pub bytes: u64,
 }
+
+/// Name of the untyped `self_cancel` command: writes `rows` rows (their
+/// index), then sets its own request's cancel word in the ring, which only
+/// the supervisor may do, and so reports a cancellation nobody asked for.
+/// Its argument is the row count.
+pub const SELF_CANCEL: &str = "self_cancel";
