@@ -222,10 +222,10 @@ impl RowSlot<'_> {
 
 /// The row writer of a typed command
 /// ([`ChildRuntime::command_typed`](crate::ChildRuntime::command_typed)):
-/// rows are `R`, serialized as JSON,
-/// so a handler cannot write a row its contract does not declare. Everything
-/// else a [`RowWriter`] offers (cancellation, counters, progress,
-/// diagnostics) is here too; raw byte rows are not.
+/// rows are `R`, serialized as JSON, so a handler cannot write a row its
+/// contract does not declare. Everything else a [`RowWriter`] offers
+/// (cancellation, counters, progress, diagnostics) is here too; raw byte
+/// rows are not.
 pub struct TypedRows<'w, 'a, R> {
     writer: &'w mut RowWriter<'a>,
     _row: PhantomData<fn(&R)>,
