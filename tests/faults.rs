@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use ringworker::{
-    CancelToken, Error, ErrorKind, RequestOptions, RestartReason, Worker, WorkerConfig,
+    CancelToken, Error, ErrorKind, FailureCode, RequestOptions, RestartReason, RuntimeCode, Worker,
+    WorkerConfig,
 };
 use ringworker_child::builtins::faults::{Fault, FaultRequest, FaultSummary};
 use shm_proto::RingError;
@@ -209,7 +210,11 @@ fn oversized_record_is_a_worker_error_and_keeps_the_child() {
     let Error::Worker { code, .. } = &err else {
         panic!("{err:?}");
     };
-    assert_eq!(code, "record_too_large", "{err}");
+    assert_eq!(
+        *code,
+        FailureCode::Runtime(RuntimeCode::RecordTooLarge),
+        "{err}"
+    );
 }
 
 #[test]

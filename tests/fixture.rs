@@ -1,12 +1,21 @@
 //! The worker the integration tests run: `ringworker-child`'s built-in
-//! commands, plus test-only startup behaviour chosen by environment:
+//! commands, the test-only commands of `support/contract.rs`, plus test-only
+//! startup behaviour chosen by environment:
 //! `FIXTURE_STARTUP_DELAY_MS` (sleep before the handshake) and
 //! `FIXTURE_PROTOCOL` (announce another protocol version).
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
-use ringworker_child::{ChildRuntime, builtins};
+use ringworker_child::{ChildRuntime, CommandError, RowWriter, builtins, check_cancelled};
+use shm_proto::HeaderWord;
+
+#[path = "support/contract.rs"]
+mod contract;
+
+use contract::{
+    Fail, SELF_CANCEL, SLOTS, SlotsRequest, SlotsSummary, Square, Squares, SquaresSummary,
+};
 
 fn main() -> ExitCode {
     if let Some(ms) = env_number("FIXTURE_STARTUP_DELAY_MS") {
@@ -15,7 +24,28 @@ fn main() -> ExitCode {
     let mut worker = builtins::register(ChildRuntime::new(
         "ringworker-fixture",
         env!("CARGO_PKG_VERSION"),
-    ));
+    ))
+    .command_typed::<Squares>(|upto, rows| {
+        let mut sum = 0;
+        for n in 0..upto.n {
+            let square = n * n;
+            rows.row(0, &Square { n, square })?;
+            sum += square;
+        }
+        Ok(SquaresSummary { rows: upto.n, sum })
+    })
+    .command_typed::<Fail>(|request, rows| {
+        for i in 0..request.rows {
+            rows.row(0, &i)?;
+        }
+        Err(CommandError::new(request.code, "failed as asked"))
+    })
+    .command(SLOTS, "reserves rows, commits every other one", slots)
+    .command(
+        SELF_CANCEL,
+        "reports a cancellation the supervisor never asked for",
+        self_cancel,
+    );
     if let Some(protocol) = env_number("FIXTURE_PROTOCOL") {
         worker = worker.announce_protocol(protocol as u32);
     }
@@ -26,6 +56,34 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn slots(request: SlotsRequest, writer: &mut RowWriter<'_>) -> Result<SlotsSummary, CommandError> {
+    for i in 0..request.reserved {
+        let mut slot = writer.reserve(0, 64)?;
+        if i % 2 == 1 {
+            // Abandoned: must be neither delivered nor counted.
+            drop(slot);
+            continue;
+        }
+        slot.payload_mut()[..8].copy_from_slice(&i.to_le_bytes());
+        slot.commit_len(request.committed_len);
+    }
+    Ok(SlotsSummary {
+        rows: writer.rows(),
+        bytes: writer.bytes(),
+    })
+}
+
+fn self_cancel(rows: u64, writer: &mut RowWriter<'_>) -> Result<(), CommandError> {
+    for i in 0..rows {
+        writer.json(0, &i)?;
+    }
+    // Forges the supervisor's side of the cancel word.
+    writer
+        .ring_memory()
+        .debug_store(HeaderWord::CancelRequest, writer.request());
+    check_cancelled(writer)
 }
 
 fn env_number(name: &str) -> Option<u64> {

@@ -390,10 +390,7 @@ fn a_failing_sink_ends_the_request_with_its_error() {
         assert_eq!((stream, row.n), (0, 7));
         decoded += 1;
     });
-    let request = EchoRequest {
-        value: serde_json::json!({ "n": 7 }),
-        rows: 1000,
-    };
+    let request = EchoRequest::new(serde_json::json!({ "n": 7 })).with_rows(1000);
     let echoed: serde_json::Value = worker.stream("echo", &request, &mut typed).unwrap();
     assert_eq!(echoed, request.value);
     assert_eq!(decoded, 1000);
@@ -498,4 +495,76 @@ fn be_the_supervisor() {
         &paced(60_000, 1000.0),
         &mut |_: Row<'_>| {},
     );
+}
+
+/// Runs `echo` of `rows` rows with a sink that cancels the request's token
+/// once it has received `cancel_at` rows. `echo` never looks at the cancel
+/// flag, and with the default 4 MiB ring its small rows never fill the ring
+/// (where a blocked write would notice the flag), so the child always ends
+/// the request `Ok`, having committed every row. Returns the result and the
+/// rows the sink received.
+fn echo_cancelled_by_sink(
+    worker: &mut Worker,
+    rows: u64,
+    cancel_at: u64,
+) -> (Result<serde_json::Value, Error>, u64) {
+    let token = CancelToken::new();
+    let request = EchoRequest::new(serde_json::json!("row")).with_rows(rows);
+    let mut received = 0u64;
+    let mut sink = |row: Row<'_>| {
+        assert_eq!(row.sequence, received, "rows out of order");
+        assert_eq!(row.payload, b"\"row\"");
+        received += 1;
+        if received == cancel_at {
+            token.cancel();
+        }
+    };
+    let result = worker.stream_with(
+        "echo",
+        &request,
+        &mut sink,
+        RequestOptions::default().cancel(token.clone()),
+    );
+    (result, received)
+}
+
+#[test]
+fn a_cancelled_request_whose_child_finishes_anyway_is_not_ok_when_rows_were_dropped() {
+    // The grace is far beyond the request's length: the child is not killed,
+    // it ends the request with an Ok end marker after its last row.
+    let mut worker = Worker::spawn(fixture().with_cancel_grace(Duration::from_secs(30))).unwrap();
+    let pid = worker.pid();
+    let rows = 50_000;
+    let (result, received) = echo_cancelled_by_sink(&mut worker, rows, 10);
+    assert!(
+        received < rows,
+        "the cancel should have cut delivery short ({received} rows)"
+    );
+    // The child committed all 50 000 rows before its Ok end marker; Ok here
+    // would tell the caller the delivery was complete.
+    match result {
+        Err(Error::Cancelled {
+            rows_delivered,
+            killed: false,
+        }) => assert_eq!(rows_delivered, received),
+        other => panic!("expected Cancelled after {received} of {rows} rows, got {other:?}"),
+    }
+    assert!(worker.stats().stale_records >= rows - received);
+    assert_eq!(worker.stats().rows, received);
+    // The child ended the request itself: no kill, no restart.
+    assert_eq!(worker.pid(), pid);
+    assert_eq!(worker.stats().total_restarts(), 0, "{:?}", worker.stats());
+    assert_usable(&mut worker);
+}
+
+#[test]
+fn a_cancel_that_drops_no_row_leaves_a_complete_request_ok() {
+    let mut worker = Worker::spawn(fixture().with_cancel_grace(Duration::from_secs(30))).unwrap();
+    // The token fires on the last row: nothing is left to drop, so the Ok
+    // end marker stands and every row was delivered.
+    let (result, received) = echo_cancelled_by_sink(&mut worker, 5, 5);
+    assert_eq!(result.unwrap(), serde_json::json!("row"));
+    assert_eq!(received, 5);
+    assert_eq!(worker.stats().rows, 5);
+    assert_usable(&mut worker);
 }

@@ -7,6 +7,9 @@
 //! [`RowWriter`] that writes rows, progress and diagnostics into the ring in
 //! order, and the runtime closes every request with an end marker carrying
 //! the typed summary or [`CommandError`], after the request's last row.
+//! A command registered by its [`Command`] contract
+//! ([`ChildRuntime::command_typed`]) writes rows through [`TypedRows`] instead,
+//! so its rows are the type the supervisor's `Worker::run_typed` decodes.
 //!
 //! Layering: `registry` erases typed commands behind JSON, `writer` wraps the
 //! ring's producer for one request, `runtime` runs the loop. `builtins` holds
@@ -54,8 +57,9 @@ mod registry;
 mod runtime;
 mod writer;
 
-pub use error::{ChildError, CommandError, codes};
+pub use error::{ChildError, CommandError};
 pub use registry::Registry;
 pub use runtime::{ChildRuntime, PANIC_EXIT_CODE};
-pub use shm_proto::control::Level;
-pub use writer::{RowWriter, check_cancelled};
+pub use shm_proto::payload::{FailureCode, Level, RuntimeCode};
+pub use shm_proto::{Command, ErrorKind};
+pub use writer::{RowSlot, RowWriter, TypedRows, check_cancelled};

@@ -3,10 +3,12 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
+use shm_proto::Command;
 use shm_proto::control::CommandInfo;
+use shm_proto::payload::RuntimeCode;
 
-use crate::error::{CommandError, codes};
-use crate::writer::RowWriter;
+use crate::error::CommandError;
+use crate::writer::{RowWriter, TypedRows};
 
 type Handler = Box<dyn FnMut(&RawValue, &mut RowWriter<'_>) -> Result<Box<RawValue>, CommandError>>;
 
@@ -32,14 +34,31 @@ impl Registry {
                 .map_err(|e| CommandError::bad_request(format!("arguments do not decode: {e}")))?;
             let summary = handler(request, writer)?;
             serde_json::value::to_raw_value(&summary)
-                .map_err(|e| CommandError::new(codes::BAD_SUMMARY, e.to_string()))
+                .map_err(|e| CommandError::runtime(RuntimeCode::BadSummary, e.to_string()))
         });
-        let info = CommandInfo {
-            name: name.to_owned(),
-            description: description.to_owned(),
-        };
+        let info = CommandInfo::new(name, description);
         self.commands.retain(|(existing, _)| existing.name != name);
         self.commands.push((info, erased));
+    }
+
+    /// Registers `handler` as the implementation of command `C`: its name,
+    /// request, row and summary types are the ones the supervisor's
+    /// `Worker::run_typed::<C>` expects.
+    pub fn add_typed<C: Command>(
+        &mut self,
+        mut handler: impl FnMut(
+            C::Request,
+            &mut TypedRows<'_, '_, C::Row>,
+        ) -> Result<C::Summary, CommandError>
+        + 'static,
+    ) {
+        self.add(
+            C::NAME,
+            C::DESCRIPTION,
+            move |request: C::Request, writer: &mut RowWriter<'_>| {
+                handler(request, &mut TypedRows::new(writer))
+            },
+        );
     }
 
     /// What the handshake announces.

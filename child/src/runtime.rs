@@ -7,14 +7,15 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shm_proto::control::{
-    self, ChildFrame, ENV_GENERATION, ENV_PARENT_PID, EndPayload, Hello, MAX_FRAME_BYTES,
-    PROTOCOL_VERSION, ParentFrame, RequestFrame,
+    self, ChildFrame, ENV_GENERATION, ENV_PARENT_PID, Hello, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+    ParentFrame, RequestFrame,
 };
-use shm_proto::{CONTROL_FD, Producer, RING_FD, RecordKind, RecordMeta, RingMemory};
+use shm_proto::payload::{EndPayload, RuntimeCode};
+use shm_proto::{CONTROL_FD, Command, Producer, RING_FD, RecordKind, RecordMeta, RingMemory};
 
-use crate::error::{ChildError, CommandError, codes};
+use crate::error::{ChildError, CommandError};
 use crate::registry::Registry;
-use crate::writer::RowWriter;
+use crate::writer::{RowWriter, TypedRows};
 
 /// Exit code of a worker whose command panicked (after reporting it).
 pub const PANIC_EXIT_CODE: i32 = 101;
@@ -58,6 +59,21 @@ impl ChildRuntime {
         self
     }
 
+    /// Registers the handler of command `C` (see [`Registry::add_typed`]):
+    /// name, request, row and summary types come from `C`, the contract the
+    /// supervisor runs it by.
+    pub fn command_typed<C: Command>(
+        mut self,
+        handler: impl FnMut(
+            C::Request,
+            &mut TypedRows<'_, '_, C::Row>,
+        ) -> Result<C::Summary, CommandError>
+        + 'static,
+    ) -> Self {
+        self.registry.add_typed::<C>(handler);
+        self
+    }
+
     /// Runs as a child of a ringworker supervisor: guards against outliving
     /// the parent, takes over the inherited ring and control fds, sends the
     /// handshake and serves requests until the supervisor says shutdown or
@@ -97,14 +113,16 @@ impl ChildRuntime {
         mut control: UnixStream,
     ) -> Result<(), ChildError> {
         let mut producer = Producer::new(memory.clone())?;
-        let hello = ChildFrame::Hello(Hello {
-            protocol: self.protocol,
-            worker: self.name.clone(),
-            version: self.version.clone(),
-            generation: memory.generation(),
-            pid: std::process::id(),
-            commands: self.registry.infos(),
-        });
+        let hello = ChildFrame::Hello(
+            Hello::new(
+                self.name.clone(),
+                self.version.clone(),
+                memory.generation(),
+                std::process::id(),
+                self.registry.infos(),
+            )
+            .with_protocol(self.protocol),
+        );
         control::write_frame(&mut control, &hello)?;
         loop {
             match control::read_frame::<_, ParentFrame>(&mut control, MAX_FRAME_BYTES) {
@@ -112,6 +130,13 @@ impl ChildRuntime {
                 Ok(ParentFrame::Shutdown) | Err(control::FrameError::Closed) => {
                     producer.close();
                     return Ok(());
+                }
+                Ok(other) => {
+                    // A frame of a newer protocol slipped past the handshake's
+                    // version check: the supervisor is broken, stop serving.
+                    return Err(ChildError::Control(control::FrameError::Unexpected {
+                        frame: format!("{other:?}"),
+                    }));
                 }
                 Err(err) => return Err(err.into()),
             }
@@ -122,8 +147,8 @@ impl ChildRuntime {
         producer.beat();
         let id = request.id;
         let outcome = match self.registry.handler(&request.command) {
-            None => Err(CommandError::new(
-                codes::UNKNOWN_COMMAND,
+            None => Err(CommandError::runtime(
+                RuntimeCode::UnknownCommand,
                 format!("no command named {:?}", request.command),
             )),
             Some(handler) => {
@@ -132,7 +157,7 @@ impl ChildRuntime {
                     Ok(outcome) => outcome,
                     Err(panic) => {
                         let message = panic_message(&*panic);
-                        let failure = CommandError::new(codes::PANIC, message);
+                        let failure = CommandError::runtime(RuntimeCode::Panic, message);
                         // Best effort: the worker's state is suspect after a
                         // panic, so it reports and exits instead of serving on.
                         let _ = write_end(producer, id, Err(failure));
@@ -153,13 +178,13 @@ fn write_end(
     request: u64,
     outcome: Result<Box<serde_json::value::RawValue>, CommandError>,
 ) -> Result<(), ChildError> {
-    let (payload, flags) = match outcome {
-        Ok(summary) => (EndPayload::Ok(summary), 0),
-        Err(err) => (EndPayload::Err(err.into_failure()), 1),
+    // The outcome is the payload alone; the header's flags stay 0 (no reader
+    // would look at a bit that repeats the payload).
+    let payload = match outcome {
+        Ok(summary) => EndPayload::Ok(summary),
+        Err(err) => EndPayload::Err(err.into_failure()),
     };
-    let mut meta = RecordMeta::of_kind(RecordKind::End, request);
-    meta.flags = flags;
-    producer.push_json(meta, &payload)?;
+    producer.push_json(RecordMeta::of_kind(RecordKind::End, request), &payload)?;
     Ok(())
 }
 

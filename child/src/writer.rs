@@ -1,8 +1,10 @@
 //! The row writer a command gets: rows, progress and diagnostics, all ordered
 //! in the request's ring, plus cancellation and heartbeat.
 
+use std::marker::PhantomData;
+
 use serde::Serialize;
-use shm_proto::control::{Diagnostic, Level, Progress};
+use shm_proto::payload::{Diagnostic, Level, Progress};
 use shm_proto::{Producer, RecordKind, RecordMeta, Slot};
 
 use crate::error::CommandError;
@@ -57,15 +59,20 @@ impl<'a> RowWriter<'a> {
     }
 
     /// Reserves `len` bytes for a row on `stream`, to be filled in place and
-    /// committed with [`Slot::commit`] / [`Slot::commit_len`]. Counted as one
-    /// row of `len` bytes.
+    /// committed with [`RowSlot::commit`] / [`RowSlot::commit_len`]. The row
+    /// is counted (with the bytes committed) when it is committed; a slot
+    /// dropped uncommitted is no row.
     #[inline]
-    pub fn reserve(&mut self, stream: u16, len: usize) -> Result<Slot<'_>, CommandError> {
-        self.rows += 1;
-        self.bytes += len as u64;
-        Ok(self
+    pub fn reserve(&mut self, stream: u16, len: usize) -> Result<RowSlot<'_>, CommandError> {
+        let slot = self
             .producer
-            .reserve(RecordMeta::data(self.request, stream), len)?)
+            .reserve(RecordMeta::data(self.request, stream), len)?;
+        Ok(RowSlot {
+            slot,
+            len,
+            rows: &mut self.rows,
+            bytes: &mut self.bytes,
+        })
     }
 
     /// Serializes `value` as JSON straight into a row on `stream`.
@@ -89,11 +96,9 @@ impl<'a> RowWriter<'a> {
         total: Option<u64>,
         message: Option<&str>,
     ) -> Result<(), CommandError> {
-        let progress = Progress {
-            done,
-            total,
-            message: message.map(str::to_owned),
-        };
+        let progress = Progress::new(done)
+            .with_total(total)
+            .with_message(message.map(str::to_owned));
         self.producer.push_json(
             RecordMeta::of_kind(RecordKind::Progress, self.request),
             &progress,
@@ -105,10 +110,7 @@ impl<'a> RowWriter<'a> {
 
     /// Sends a diagnostic message, ordered after the rows written so far.
     pub fn diagnostic(&mut self, level: Level, message: &str) -> Result<(), CommandError> {
-        let diagnostic = Diagnostic {
-            level,
-            message: message.to_owned(),
-        };
+        let diagnostic = Diagnostic::new(level, message);
         self.producer.push_json(
             RecordMeta::of_kind(RecordKind::Diagnostic, self.request),
             &diagnostic,
@@ -153,11 +155,130 @@ impl<'a> RowWriter<'a> {
     }
 }
 
-/// Aborts a command with [`CommandError::cancelled`] if the request was cancelled.
+/// Aborts a command with a runtime `cancelled` failure if the request was cancelled.
 pub fn check_cancelled(writer: &RowWriter<'_>) -> Result<(), CommandError> {
     if writer.is_cancelled() {
         Err(CommandError::cancelled())
     } else {
         Ok(())
+    }
+}
+
+/// Space reserved for one row by [`RowWriter::reserve`]. Fill it in place,
+/// then commit it; dropping it uncommitted abandons the row (nothing reaches
+/// the supervisor and nothing is counted).
+#[must_use = "a reserved row is written only when committed"]
+pub struct RowSlot<'w> {
+    slot: Slot<'w>,
+    len: usize,
+    // The writer's counters, bumped on commit only.
+    rows: &'w mut u64,
+    bytes: &'w mut u64,
+}
+
+impl RowSlot<'_> {
+    /// The reserved payload bytes (their prior content is unspecified).
+    #[inline]
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        self.slot.payload_mut()
+    }
+
+    /// Copies `src` into the payload at `offset`.
+    ///
+    /// # Panics
+    /// If `offset + src.len()` exceeds the reserved length.
+    #[inline(always)]
+    pub fn copy_at(&mut self, offset: usize, src: &[u8]) {
+        self.slot.copy_at(offset, src);
+    }
+
+    /// The reserved length.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if zero bytes were reserved.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Commits the whole reserved length as one row.
+    #[inline]
+    pub fn commit(self) {
+        let len = self.len;
+        self.commit_len(len);
+    }
+
+    /// Commits the first `used` bytes (at most the reserved length) as one row.
+    #[inline]
+    pub fn commit_len(self, used: usize) {
+        let used = used.min(self.len);
+        *self.rows += 1;
+        *self.bytes += used as u64;
+        self.slot.commit_len(used);
+    }
+}
+
+/// The row writer of a typed command
+/// ([`ChildRuntime::command_typed`](crate::ChildRuntime::command_typed)):
+/// rows are `R`, serialized as JSON, so a handler cannot write a row its
+/// contract does not declare. Everything else a [`RowWriter`] offers
+/// (cancellation, counters, progress, diagnostics) is here too; raw byte
+/// rows are not.
+pub struct TypedRows<'w, 'a, R> {
+    writer: &'w mut RowWriter<'a>,
+    _row: PhantomData<fn(&R)>,
+}
+
+impl<'w, 'a, R: Serialize> TypedRows<'w, 'a, R> {
+    pub(crate) fn new(writer: &'w mut RowWriter<'a>) -> Self {
+        TypedRows {
+            writer,
+            _row: PhantomData,
+        }
+    }
+
+    /// Writes `row` as JSON on `stream`.
+    #[inline]
+    pub fn row(&mut self, stream: u16, row: &R) -> Result<(), CommandError> {
+        self.writer.json(stream, row)
+    }
+
+    /// Reports progress (see [`RowWriter::progress`]).
+    pub fn progress(
+        &mut self,
+        done: u64,
+        total: Option<u64>,
+        message: Option<&str>,
+    ) -> Result<(), CommandError> {
+        self.writer.progress(done, total, message)
+    }
+
+    /// Sends a diagnostic (see [`RowWriter::diagnostic`]).
+    pub fn diagnostic(&mut self, level: Level, message: &str) -> Result<(), CommandError> {
+        self.writer.diagnostic(level, message)
+    }
+
+    /// Signals life and publishes the rows so far (see [`RowWriter::beat`]).
+    pub fn beat(&mut self) {
+        self.writer.beat();
+    }
+
+    /// Publishes the rows so far (see [`RowWriter::flush`]).
+    pub fn flush(&mut self) {
+        self.writer.flush();
+    }
+}
+
+/// Read-only access to the underlying writer: request id, counters,
+/// [`RowWriter::is_cancelled`], [`check_cancelled`]. Writing goes through
+/// the typed methods.
+impl<'a, R> std::ops::Deref for TypedRows<'_, 'a, R> {
+    type Target = RowWriter<'a>;
+
+    fn deref(&self) -> &RowWriter<'a> {
+        self.writer
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Only the handshake and requests travel here. Everything a child says about
 //! a request (rows, progress, diagnostics, the end marker with its summary or
-//! error) goes through the ring, so it is ordered in one place.
+//! error) goes through the ring, so it is ordered in one place; those record
+//! payloads are in [`payload`](crate::payload).
 //!
 //! Frame: a 4-byte little-endian length, then that many bytes of JSON. The
 //! length is checked against a hard cap before any buffer is allocated.
@@ -13,9 +14,13 @@ use std::io::{self, Read, Write};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-/// Version of the control protocol and of the payloads of ring records it
-/// defines. A child that speaks another version is refused at handshake.
-pub const PROTOCOL_VERSION: u32 = 1;
+use crate::ErrorKind;
+
+/// Version of the control protocol and of the payloads of ring records
+/// ([`payload`](crate::payload)). A child that speaks another version is
+/// refused at handshake. 2: failure codes say whether the runtime or the
+/// command reported them.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest control frame either side accepts.
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
@@ -30,6 +35,7 @@ pub const ENV_PARENT_PID: &str = "RINGWORKER_PARENT_PID";
 
 /// A command a worker offers, as announced in its handshake.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CommandInfo {
     /// Name used in requests.
     pub name: String,
@@ -37,8 +43,19 @@ pub struct CommandInfo {
     pub description: String,
 }
 
+impl CommandInfo {
+    /// A command named `name`.
+    pub fn new(name: impl Into<String>, description: impl Into<String>) -> Self {
+        CommandInfo {
+            name: name.into(),
+            description: description.into(),
+        }
+    }
+}
+
 /// The child's first frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Hello {
     /// [`PROTOCOL_VERSION`] of the child's build.
     pub protocol: u32,
@@ -54,9 +71,37 @@ pub struct Hello {
     pub commands: Vec<CommandInfo>,
 }
 
+impl Hello {
+    /// The handshake of worker `worker` at `version`, speaking this build's
+    /// [`PROTOCOL_VERSION`], attached to a ring of `generation`.
+    pub fn new(
+        worker: impl Into<String>,
+        version: impl Into<String>,
+        generation: u64,
+        pid: u32,
+        commands: Vec<CommandInfo>,
+    ) -> Self {
+        Hello {
+            protocol: PROTOCOL_VERSION,
+            worker: worker.into(),
+            version: version.into(),
+            generation,
+            pid,
+            commands,
+        }
+    }
+
+    /// Announces another protocol version (for testing version checks).
+    pub fn with_protocol(mut self, protocol: u32) -> Self {
+        self.protocol = protocol;
+        self
+    }
+}
+
 /// Frames from child to supervisor (externally tagged: `{"hello": {..}}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ChildFrame {
     /// The handshake.
     Hello(Hello),
@@ -69,6 +114,7 @@ pub enum ChildFrame {
 
 /// A request as sent to the child.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RequestFrame {
     /// Request id, unique per worker; every record of the request carries it.
     pub id: u64,
@@ -78,10 +124,22 @@ pub struct RequestFrame {
     pub args: Box<RawValue>,
 }
 
+impl RequestFrame {
+    /// Request `id` of `command` with `args`.
+    pub fn new(id: u64, command: impl Into<String>, args: Box<RawValue>) -> Self {
+        RequestFrame {
+            id,
+            command: command.into(),
+            args,
+        }
+    }
+}
+
 /// Frames from supervisor to child (externally tagged, because an
 /// internally tagged enum cannot carry the raw JSON arguments).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ParentFrame {
     /// Run a command.
     Request(RequestFrame),
@@ -89,65 +147,9 @@ pub enum ParentFrame {
     Shutdown,
 }
 
-/// Payload of a [`RecordKind::End`](crate::RecordKind::End) record: how the
-/// request ended, written by the child runtime after the request's last row.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EndPayload {
-    /// The command succeeded with this summary (JSON).
-    Ok(Box<RawValue>),
-    /// The command failed.
-    Err(WorkerFailure),
-}
-
-/// A command's typed failure, as the child reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WorkerFailure {
-    /// Machine-readable code (`bad_request`, `unknown_command`, `cancelled`,
-    /// or the command's own).
-    pub code: String,
-    /// Human-readable message.
-    pub message: String,
-}
-
-/// Payload of a [`RecordKind::Progress`](crate::RecordKind::Progress) record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Progress {
-    /// Units done so far.
-    pub done: u64,
-    /// Units expected in total, if known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub total: Option<u64>,
-    /// What is being done.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-/// Severity of a [`Diagnostic`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Level {
-    /// Detail.
-    Debug,
-    /// Information.
-    Info,
-    /// Something looks wrong but work goes on.
-    Warn,
-    /// Something failed.
-    Error,
-}
-
-/// Payload of a [`RecordKind::Diagnostic`](crate::RecordKind::Diagnostic) record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Diagnostic {
-    /// Severity.
-    pub level: Level,
-    /// The message.
-    pub message: String,
-}
-
 /// Failures reading or writing control frames.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The peer closed the channel at a frame boundary.
     #[error("control channel closed")]
@@ -174,9 +176,36 @@ pub enum FrameError {
         #[source]
         source: serde_json::Error,
     },
+    /// A well-formed frame that has no meaning at this point of the
+    /// conversation (e.g. a frame this side's protocol version does not know).
+    #[error("unexpected control frame: {frame}")]
+    Unexpected {
+        /// The frame, for the report.
+        frame: String,
+    },
 }
 
 impl FrameError {
+    /// Classifies this error, in the same classes as [`RingError`](crate::RingError).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            FrameError::Closed => ErrorKind::Closed,
+            // Either peer announcing a frame above the cap is out of
+            // protocol; we never write one (checked before sending).
+            FrameError::TooLarge { .. }
+            | FrameError::Malformed { .. }
+            | FrameError::Unexpected { .. } => ErrorKind::Corruption,
+            FrameError::Io { .. } if self.is_timeout() => ErrorKind::Timeout,
+            FrameError::Io { source } => match source.kind() {
+                io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted => ErrorKind::Closed,
+                _ => ErrorKind::System,
+            },
+        }
+    }
+
     /// True if the error is a read timeout (the peer said nothing in time).
     pub fn is_timeout(&self) -> bool {
         matches!(self, FrameError::Io { source } if matches!(source.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock))
@@ -238,17 +267,13 @@ mod tests {
 
     #[test]
     fn frames_round_trip() {
-        let hello = ChildFrame::Hello(Hello {
-            protocol: PROTOCOL_VERSION,
-            worker: "w".into(),
-            version: "1".into(),
-            generation: 3,
-            pid: 42,
-            commands: vec![CommandInfo {
-                name: "echo".into(),
-                description: "echoes".into(),
-            }],
-        });
+        let hello = ChildFrame::Hello(Hello::new(
+            "w",
+            "1",
+            3,
+            42,
+            vec![CommandInfo::new("echo", "echoes")],
+        ));
         let mut buf = Vec::new();
         write_frame(&mut buf, &hello).unwrap();
         write_frame(
@@ -275,11 +300,11 @@ mod tests {
 
     #[test]
     fn requests_carry_raw_arguments() {
-        let request = ParentFrame::Request(RequestFrame {
-            id: 9,
-            command: "synthetic".into(),
-            args: serde_json::value::to_raw_value(&serde_json::json!({"rows": 3})).unwrap(),
-        });
+        let request = ParentFrame::Request(RequestFrame::new(
+            9,
+            "synthetic",
+            serde_json::value::to_raw_value(&serde_json::json!({"rows": 3})).unwrap(),
+        ));
         let mut buf = Vec::new();
         write_frame(&mut buf, &request).unwrap();
         write_frame(&mut buf, &ParentFrame::Shutdown).unwrap();
@@ -325,13 +350,25 @@ mod tests {
     }
 
     #[test]
-    fn end_payload_shapes() {
-        let ok: EndPayload = serde_json::from_str(r#"{"ok":{"rows":3}}"#).unwrap();
-        assert!(matches!(ok, EndPayload::Ok(raw) if raw.get() == r#"{"rows":3}"#));
-        let err: EndPayload =
-            serde_json::from_str(r#"{"err":{"code":"bad_request","message":"m"}}"#).unwrap();
-        assert!(
-            matches!(err, EndPayload::Err(WorkerFailure { code, .. }) if code == "bad_request")
-        );
+    fn frame_errors_are_classified() {
+        let kind = |bytes: &[u8]| {
+            read_frame::<_, ChildFrame>(&mut &bytes[..], MAX_FRAME_BYTES)
+                .unwrap_err()
+                .kind()
+        };
+        assert_eq!(kind(&[]), ErrorKind::Closed);
+        assert_eq!(kind(&[1, 0]), ErrorKind::Closed);
+        assert_eq!(kind(&u32::MAX.to_le_bytes()), ErrorKind::Corruption);
+        let mut garbage = 5u32.to_le_bytes().to_vec();
+        garbage.extend_from_slice(b"hello");
+        assert_eq!(kind(&garbage), ErrorKind::Corruption);
+        let timeout = FrameError::Io {
+            source: io::ErrorKind::WouldBlock.into(),
+        };
+        assert_eq!(timeout.kind(), ErrorKind::Timeout);
+        let refused = FrameError::Io {
+            source: io::ErrorKind::PermissionDenied.into(),
+        };
+        assert_eq!(refused.kind(), ErrorKind::System);
     }
 }

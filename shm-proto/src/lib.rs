@@ -33,7 +33,9 @@
 //!   in production builds: it is exactly what a hostile peer can do, offered
 //!   as an API.
 
+mod command;
 pub mod control;
+pub mod payload;
 pub mod record;
 
 mod consumer;
@@ -49,6 +51,7 @@ mod sealed;
 mod sync;
 mod wait;
 
+pub use command::Command;
 pub use consumer::{Consumer, ConsumerRemote, ConsumerStats, Readiness, Record};
 pub use error::{ClosedBy, CorruptField, ErrorKind, Half, RingError};
 #[cfg(all(not(loom), feature = "fault-injection"))]

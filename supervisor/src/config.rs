@@ -7,6 +7,7 @@ use std::time::Duration;
 /// Everything [`Worker::spawn`](crate::Worker::spawn) needs. Build with
 /// [`WorkerConfig::new`] and the `with_*` methods.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct WorkerConfig {
     /// Executable of the worker.
     pub program: PathBuf,
@@ -102,6 +103,12 @@ impl WorkerConfig {
     /// Sets the cancel grace period.
     pub fn with_cancel_grace(mut self, grace: Duration) -> Self {
         self.cancel_grace = grace;
+        self
+    }
+
+    /// Sets how many bytes of the child's stdout and of its stderr are kept.
+    pub fn with_output_tail_bytes(mut self, bytes: usize) -> Self {
+        self.output_tail_bytes = bytes;
         self
     }
 }

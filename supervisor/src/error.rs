@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use shm_proto::RingError;
 use shm_proto::control::FrameError;
+use shm_proto::payload::FailureCode;
 
 /// The last bytes a child wrote to stdout and stderr before it failed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OutputTail {
     /// End of stdout (lossy UTF-8).
     pub stdout: String,
@@ -37,6 +39,7 @@ impl std::fmt::Display for OutputTail {
 
 /// A failed supervisor operation.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The configuration cannot work (ring geometry, empty program, ...).
     #[error("invalid worker configuration: {reason}")]
@@ -195,11 +198,13 @@ pub enum Error {
         /// Rows delivered before (excluding the failing one).
         rows_delivered: u64,
     },
-    /// The command itself failed with a typed error.
+    /// The command failed with a typed error: its own code, or a runtime
+    /// code other than panic and cancellation (bad request, unknown
+    /// command, ...). The child stays.
     #[error("worker command failed: {code}: {message} ({rows_delivered} rows delivered)")]
     Worker {
-        /// The command's error code.
-        code: String,
+        /// The failure's code.
+        code: FailureCode,
         /// Its message.
         message: String,
         /// Rows delivered before.
@@ -224,6 +229,7 @@ pub enum Error {
 
 /// Coarse classes of [`Error`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The caller asked for something impossible; fix the call.
     Usage,

@@ -17,6 +17,7 @@ use crate::output::OutputDrain;
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Exit {
     /// Exited with this code.
     Code(i32),

@@ -6,7 +6,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
-use shm_proto::control::{self, Diagnostic, EndPayload, ParentFrame, Progress, RequestFrame};
+use shm_proto::control::{self, ParentFrame, RequestFrame};
+use shm_proto::payload::{Diagnostic, EndPayload, FailureCode, Progress, RuntimeCode};
 use shm_proto::{Readiness, RecordKind, RingError};
 
 use crate::cancel::CancelToken;
@@ -136,11 +137,7 @@ fn deliver<S: Sink + ?Sized>(
     delivery: &mut Delivery,
 ) -> Outcome {
     let id = call.id;
-    let frame = ParentFrame::Request(RequestFrame {
-        id,
-        command: call.command.to_owned(),
-        args: call.args,
-    });
+    let frame = ParentFrame::Request(RequestFrame::new(id, call.command, call.args));
     if let Err(source) = control::write_frame(&mut ControlWriter(&session.control), &frame) {
         // A child that died while idle shows up as a broken pipe here.
         return match session.process.reap(Duration::from_secs(1)) {
@@ -151,6 +148,9 @@ fn deliver<S: Sink + ?Sized>(
     let start = Instant::now();
     let deadline = limits.timeout.map(|t| start + t);
     let mut cancel_sent: Option<Instant> = None;
+    // Rows of this request dropped after the cancel went out: if any were,
+    // the request cannot end `Ok`, whatever the child says (invariant 1).
+    let mut discarded_rows = 0u64;
     let mut last_life = start;
     let mut last_heartbeat = session.memory.heartbeat();
     let mut next_liveness = start + LIVENESS_INTERVAL;
@@ -181,6 +181,7 @@ fn deliver<S: Sink + ?Sized>(
                     // the grace period and get a child that honoured the
                     // cancel killed.
                     stats.stale_records += 1;
+                    discarded_rows += 1;
                 }
                 RecordKind::Data => {
                     let row = Row {
@@ -246,7 +247,15 @@ fn deliver<S: Sink + ?Sized>(
                     let end = serde_json::from_slice::<EndPayload>(record.payload());
                     drop(record);
                     return match end {
-                        Ok(end) => finish(end, delivery.rows),
+                        Ok(end) => finish(
+                            session,
+                            end,
+                            Cancellation {
+                                asked: cancel_sent.is_some(),
+                                discarded_rows,
+                            },
+                            delivery.rows,
+                        ),
                         Err(_) => protocol(session, "malformed end marker", delivery.rows),
                     };
                 }
@@ -361,27 +370,60 @@ fn deliver<S: Sink + ?Sized>(
     }
 }
 
-fn finish(end: EndPayload, rows_delivered: u64) -> Outcome {
-    match end {
-        EndPayload::Ok(summary) => Outcome::done(Ok(summary)),
-        EndPayload::Err(failure) => match failure.code.as_str() {
-            "cancelled" => Outcome::done(Err(Error::Cancelled {
-                rows_delivered,
-                killed: false,
-            })),
-            "panic" => Outcome::restart(
-                Error::WorkerPanicked {
-                    message: failure.message,
-                    rows_delivered,
-                },
-                RestartReason::Panicked,
-            ),
-            _ => Outcome::done(Err(Error::Worker {
-                code: failure.code,
+/// What the supervisor did about cancelling the request, for judging its end.
+struct Cancellation {
+    /// The cancel flag was set for this request.
+    asked: bool,
+    /// Rows that arrived after that and were dropped.
+    discarded_rows: u64,
+}
+
+/// Turns the child's end marker into the request's result. Only the runtime
+/// codes carry meaning here; a command's own code, whatever its string, is
+/// the command's failure.
+fn finish(
+    session: &mut Session,
+    end: EndPayload,
+    cancellation: Cancellation,
+    rows_delivered: u64,
+) -> Outcome {
+    let cancelled = Error::Cancelled {
+        rows_delivered,
+        killed: false,
+    };
+    let failure = match end {
+        // The child finished, but rows it committed were dropped on our side
+        // after the cancel: `Ok` would claim a complete delivery.
+        EndPayload::Ok(_) if cancellation.discarded_rows > 0 => {
+            return Outcome::done(Err(cancelled));
+        }
+        EndPayload::Ok(summary) => return Outcome::done(Ok(summary)),
+        EndPayload::Err(failure) => failure,
+        _ => return protocol(session, "end marker of an unknown shape", rows_delivered),
+    };
+    match failure.code {
+        FailureCode::Runtime(RuntimeCode::Cancelled) if cancellation.asked => {
+            Outcome::done(Err(cancelled))
+        }
+        // The runtime reports a cancellation only after seeing this
+        // request's cancel flag, which nobody set.
+        FailureCode::Runtime(RuntimeCode::Cancelled) => protocol(
+            session,
+            "worker reported a cancellation that was never requested",
+            rows_delivered,
+        ),
+        FailureCode::Runtime(RuntimeCode::Panic) => Outcome::restart(
+            Error::WorkerPanicked {
                 message: failure.message,
                 rows_delivered,
-            })),
-        },
+            },
+            RestartReason::Panicked,
+        ),
+        code => Outcome::done(Err(Error::Worker {
+            code,
+            message: failure.message,
+            rows_delivered,
+        })),
     }
 }
 

@@ -215,6 +215,9 @@ fn handshake(control: &UnixStream, timeout: Duration) -> Result<Hello, Handshake
     match control::read_frame::<_, ChildFrame>(&mut reader, MAX_FRAME_BYTES) {
         Ok(ChildFrame::Hello(hello)) => Ok(hello),
         Ok(ChildFrame::Fatal { message }) => Err(Handshake::Failed(message)),
+        Ok(other) => Err(Handshake::Failed(format!(
+            "expected a handshake, got {other:?}"
+        ))),
         Err(FrameError::Closed) => Err(Handshake::Closed),
         Err(e) if e.is_timeout() => Err(Handshake::TimedOut),
         Err(e) => Err(Handshake::Failed(e.to_string())),

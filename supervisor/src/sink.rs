@@ -4,7 +4,7 @@
 use std::marker::PhantomData;
 
 use serde::de::DeserializeOwned;
-pub use shm_proto::control::{Diagnostic, Level, Progress};
+pub use shm_proto::payload::{Diagnostic, Level, Progress};
 
 /// One row as delivered: borrowed from the ring, valid during the call only.
 #[derive(Debug, Clone, Copy)]
@@ -61,10 +61,11 @@ pub trait Sink {
     /// A diagnostic (default: logged through `tracing`).
     fn diagnostic(&mut self, diagnostic: &Diagnostic) {
         match diagnostic.level {
+            Level::Debug => tracing::debug!(target: "ringworker::worker", "{}", diagnostic.message),
             Level::Error => tracing::error!(target: "ringworker::worker", "{}", diagnostic.message),
             Level::Warn => tracing::warn!(target: "ringworker::worker", "{}", diagnostic.message),
-            Level::Info => tracing::info!(target: "ringworker::worker", "{}", diagnostic.message),
-            Level::Debug => tracing::debug!(target: "ringworker::worker", "{}", diagnostic.message),
+            // Info, and levels added after this build.
+            _ => tracing::info!(target: "ringworker::worker", "{}", diagnostic.message),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 /// Why a child was replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum RestartReason {
     /// It exited on its own.
     Exited,
@@ -30,6 +31,7 @@ pub enum RestartReason {
 
 /// Rows and bytes of one stream.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StreamStats {
     /// Rows delivered.
     pub rows: u64,
@@ -39,6 +41,7 @@ pub struct StreamStats {
 
 /// A worker's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WorkerStats {
     /// Requests started.
     pub requests: u64,

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use shm_proto::Command;
 use shm_proto::control::{self, Hello, ParentFrame};
 
 use crate::cancel::CancelToken;
@@ -11,11 +12,12 @@ use crate::config::WorkerConfig;
 use crate::error::Error;
 use crate::request::{self, Call, Limits};
 use crate::session::{ControlWriter, Session};
-use crate::sink::{Discard, Sink};
+use crate::sink::{Discard, Sink, TypedSink};
 use crate::stats::{RestartReason, WorkerStats};
 
-/// Per-request options.
+/// Per-request options. Build with `RequestOptions::default()` and the setters.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct RequestOptions {
     /// Deadline of this request (default: the config's `request_timeout`).
     pub timeout: Option<Duration>,
@@ -121,6 +123,29 @@ impl Worker {
             .map_err(|source| Error::EncodeRequest { source })?;
         let summary = self.run(command, args, sink, &options)?;
         serde_json::from_str(summary.get()).map_err(|source| Error::DecodeSummary { source })
+    }
+
+    /// Runs command `C` by its contract: the name, request, row and summary
+    /// types are those the child registered with `command_typed::<C>`. Each
+    /// row is decoded from JSON and handed to `on_row` with its stream; a row
+    /// that does not decode ends the request with [`Error::Sink`].
+    pub fn run_typed<C: Command>(
+        &mut self,
+        request: &C::Request,
+        on_row: impl FnMut(u16, C::Row),
+    ) -> Result<C::Summary, Error> {
+        self.run_typed_with::<C>(request, on_row, RequestOptions::default())
+    }
+
+    /// [`Worker::run_typed`] with a deadline and/or cancel token.
+    pub fn run_typed_with<C: Command>(
+        &mut self,
+        request: &C::Request,
+        on_row: impl FnMut(u16, C::Row),
+        options: RequestOptions,
+    ) -> Result<C::Summary, Error> {
+        let mut sink = TypedSink::<C::Row, _>::new(on_row);
+        self.stream_with(C::NAME, request, &mut sink, options)
     }
 
     fn run<S: Sink + ?Sized>(

@@ -21,7 +21,7 @@ pub fn register(worker: ChildRuntime) -> ChildRuntime {
             "N deterministic rows: fixed/uniform/log-normal sizes, several streams, optional rate and CPU work",
             synthetic::run,
         )
-        .command("echo", "returns its argument; optionally also as N JSON rows", echo::run);
+        .command_typed::<echo::Echo>(echo::run);
     #[cfg(feature = "fault-injection")]
     let worker = worker.command(
         "fault",

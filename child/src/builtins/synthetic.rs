@@ -77,6 +77,7 @@ impl Sizes {
 /// Arguments of `synthetic`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct SyntheticRequest {
     /// Rows to produce.
     pub rows: u64,
