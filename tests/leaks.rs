@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ringworker::{CancelToken, Error, RequestOptions, Row, SinkError, Worker, WorkerConfig};
-use ringworker_child::builtins::faults::{Fault, FaultRequest, FaultSummary};
+use ringworker_testkit::faults::{Fault, FaultRequest, FaultSummary};
 use ringworker_child::builtins::synthetic::{SyntheticRequest, SyntheticSummary};
 
 #[path = "support/mod.rs"]

@@ -12,6 +12,7 @@
 //!   [`rows::RowCheck`], which verifies content and embedded sequence.
 //! - [`procfs`]: fd, child, zombie, thread, `/dev/shm` and RSS scanners.
 //! - [`harness`]: re-executing the running binary as a child, reaping it.
+//! - [`faults`]: the `fault` command the fixture worker registers.
 //!
 //! # Dependency direction
 //!
@@ -31,9 +32,14 @@
 //! pieces `ringworker-child` needs. `shm-proto`'s unit tests do not use the
 //! kit (they would see a second `shm-proto`).
 //!
+//! The fault commands live here, not in `ringworker-child`: a user writing a
+//! worker should not see `Fault::ScribbleHeader`. They reach the ring through
+//! `RowWriter::ring_memory()`, which exists only with `ringworker-child`'s
+//! non-default `fault-injection` feature; this crate enables it.
 #![forbid(unsafe_code)]
 
 pub mod checksum;
+pub mod faults;
 pub mod harness;
 pub mod procfs;
 pub mod rng;
