@@ -1,6 +1,7 @@
-//! Shared helpers of the integration tests: the fixture worker's config and
-//! leak checks (fds, zombies, `/dev/shm`, threads) and checks shared by
-//! the failure tests. Included by each test file with
+//! Shared helpers of the integration tests: the fixture worker's config,
+//! leak checks (fds, zombies, `/dev/shm`, threads: the test kit's scanners,
+//! re-exported) and checks shared by the failure tests (built on the kit's
+//! row checks). Included by each test file with
 //! `#[path = "support/mod.rs"] mod support;`, so not every helper is used by
 //! every test.
 #![allow(dead_code)]
