@@ -22,7 +22,7 @@
 //! `ringworker`'s `examples/squares.rs`):
 //!
 //! ```no_run
-//! use ringworker_child::{ChildRuntime, CommandError, RowWriter};
+//! use ringworker_child::{ChildRuntime, CommandError, RowWriter, check_cancelled};
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Deserialize)]
@@ -33,9 +33,7 @@
 //!
 //! fn squares(req: Squares, out: &mut RowWriter<'_>) -> Result<Done, CommandError> {
 //!     for i in 0..req.n {
-//!         if out.is_cancelled() {
-//!             return Err(CommandError::cancelled());
-//!         }
+//!         check_cancelled(out)?; // a runtime `cancelled` failure once asked to stop
 //!         out.json(0, &(i, i * i))?; // serialized straight into shared memory
 //!     }
 //!     Ok(Done { rows: req.n })
