@@ -5,9 +5,7 @@
 use std::time::{Duration, Instant};
 
 use ringworker::{Row, Worker};
-use ringworker_child::builtins::synthetic::{
-    Checksum, SyntheticRequest, SyntheticSummary, fill_row,
-};
+use ringworker_testkit::rows::{RowCheck, SyntheticRequest, SyntheticSummary};
 
 #[path = "support/mod.rs"]
 mod support;
@@ -21,27 +19,24 @@ const ROW_BYTES: u32 = 8000;
 /// per row; returns the largest RSS (KiB) seen while rows were arriving.
 fn run(worker: &mut Worker, delay: Duration) -> u64 {
     let request = SyntheticRequest::fixed(ROWS, ROW_BYTES);
-    let mut checksum = Checksum::default();
-    let mut expected = vec![0u8; ROW_BYTES as usize];
-    let mut next = 0u64;
+    // Verifies each row's embedded sequence number, length and bytes.
+    let mut check = RowCheck::for_request(&request);
     let mut peak = rss_anon_kib();
     let mut sink = |row: Row<'_>| {
-        assert_eq!(row.sequence, next);
-        fill_row(0, next, &mut expected);
-        assert_eq!(row.payload, &expected[..], "row {next}");
-        checksum.add(row.payload);
-        if next.is_multiple_of(50) {
+        let sequence = check
+            .check(row.stream, row.payload)
+            .unwrap_or_else(|err| panic!("{err}"));
+        if sequence.is_multiple_of(50) {
             peak = peak.max(rss_anon_kib());
         }
-        next += 1;
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
     };
     let summary: SyntheticSummary = worker.stream("synthetic", &request, &mut sink).unwrap();
-    assert_eq!(next, ROWS);
+    assert_eq!(check.rows(), ROWS);
     assert_eq!(summary.rows, ROWS);
-    assert_eq!(summary.checksum, checksum.value());
+    check.finish(&summary).unwrap();
     peak.max(rss_anon_kib())
 }
 

@@ -11,7 +11,7 @@ use ringworker::{
     CancelToken, Error, ErrorKind, FailureCode, RequestOptions, RestartReason, RuntimeCode, Worker,
     WorkerConfig,
 };
-use ringworker_child::builtins::faults::{Fault, FaultRequest, FaultSummary};
+use ringworker_testkit::faults::{Fault, FaultRequest, FaultSummary};
 use shm_proto::RingError;
 
 #[path = "support/mod.rs"]

@@ -1,5 +1,6 @@
 //! The worker the integration tests run: `ringworker-child`'s built-in
-//! commands, the test-only commands of `support/contract.rs`, plus test-only
+//! commands, the test kit's `fault` command, the test-only commands of
+//! `support/contract.rs`, plus test-only
 //! startup behaviour chosen by environment:
 //! `FIXTURE_STARTUP_DELAY_MS` (sleep before the handshake) and
 //! `FIXTURE_PROTOCOL` (announce another protocol version).
@@ -8,6 +9,7 @@
 use std::process::ExitCode;
 
 use ringworker_child::{ChildRuntime, CommandError, RowWriter, builtins, check_cancelled};
+use ringworker_testkit::faults;
 use shm_proto::HeaderWord;
 
 #[path = "support/contract.rs"]
@@ -21,10 +23,10 @@ fn main() -> ExitCode {
     if let Some(ms) = env_number("FIXTURE_STARTUP_DELAY_MS") {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
-    let mut worker = builtins::register(ChildRuntime::new(
+    let mut worker = faults::register(builtins::register(ChildRuntime::new(
         "ringworker-fixture",
         env!("CARGO_PKG_VERSION"),
-    ))
+    )))
     .command_typed::<Squares>(|upto, rows| {
         let mut sum = 0;
         for n in 0..upto.n {

@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ringworker::{CancelToken, Error, RequestOptions, Row, SinkError, Worker, WorkerConfig};
-use ringworker_child::builtins::faults::{Fault, FaultRequest, FaultSummary};
-use ringworker_child::builtins::synthetic::{SyntheticRequest, SyntheticSummary};
+use ringworker_testkit::faults::{Fault, FaultRequest, FaultSummary};
+use ringworker_testkit::rows::{SyntheticRequest, SyntheticSummary, embedded_sequence};
 
 #[path = "support/mod.rs"]
 mod support;
@@ -28,17 +28,12 @@ struct Snapshot {
 }
 
 fn snapshot() -> Snapshot {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
     Snapshot {
         fds: support::open_fds(),
         threads: support::threads(),
         children: support::children(),
         dev_shm: support::dev_shm(),
-        shm_mappings: maps
-            .lines()
-            .filter(|l| l.contains("/dev/shm/"))
-            .map(str::to_owned)
-            .collect(),
+        shm_mappings: support::shm_mappings(),
     }
 }
 
@@ -155,7 +150,13 @@ fn scenarios() -> Vec<Scenario> {
             "sink panic",
             Box::new(|| {
                 let mut worker = Worker::spawn(fixture()).unwrap();
-                let mut sink = |row: Row<'_>| assert!(row.sequence < 100, "sink panics");
+                // Panics at the row the child numbered 100.
+                let mut sink = |row: Row<'_>| {
+                    assert!(
+                        embedded_sequence(row.payload).expect("100-byte rows") < 100,
+                        "sink panics"
+                    )
+                };
                 let request = SyntheticRequest::fixed(200_000, 100);
                 let err = worker.stream::<_, SyntheticSummary, _>("synthetic", &request, &mut sink);
                 assert!(

@@ -3,22 +3,28 @@
 //! failing sinks, and children dying with their supervisor.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ringworker::sink::RowDecodeError;
 use ringworker::{
-    CancelToken, Error, PROTOCOL_VERSION, RequestOptions, RestartReason, Row, Sink, SinkError,
-    TypedSink, Worker, WorkerConfig,
+    CancelToken, Command, Error, PROTOCOL_VERSION, RequestOptions, RestartReason, Row, Sink,
+    SinkError, TypedSink, Worker, WorkerConfig,
 };
 use ringworker_child::builtins::echo::EchoRequest;
-use ringworker_child::builtins::synthetic::{SyntheticRequest, SyntheticSummary, fill_row};
+use ringworker_testkit::harness::{KillOnDrop, is_reexec, reexec_test};
+use ringworker_testkit::rows::{RowCheck, SyntheticRequest, SyntheticSummary, embedded_sequence};
 use serde::Deserialize;
 
 #[path = "support/mod.rs"]
 mod support;
+
+#[path = "support/contract.rs"]
+mod contract;
+
+use contract::{Square, Squares, SquaresSummary, Upto};
 
 use support::{alive, assert_usable, fixture, wait_until};
 
@@ -27,16 +33,16 @@ fn paced(rows: u64, rate: f64) -> SyntheticRequest {
     SyntheticRequest::fixed(rows, 100).with_rate(rate)
 }
 
-/// A sink for [`paced`] rows that verifies each (exactly once, in order) and
+/// A sink for [`paced`] rows that verifies each (exactly once, in order,
+/// from the sequence number the child wrote into it; and every byte) and
 /// counts them where another thread can see it.
 fn counting_sink(count: &Arc<AtomicU64>) -> impl FnMut(Row<'_>) + '_ {
-    let mut expected = [0u8; 100];
+    let mut check = RowCheck::fixed(0, 100);
     move |row: Row<'_>| {
-        let next = count.load(Ordering::Relaxed);
-        assert_eq!(row.sequence, next, "rows out of order");
-        fill_row(0, next, &mut expected);
-        assert_eq!(row.payload, &expected[..], "row {next}");
-        count.store(next + 1, Ordering::Release);
+        let sequence = check
+            .check(row.stream, row.payload)
+            .unwrap_or_else(|err| panic!("{err}"));
+        count.store(sequence + 1, Ordering::Release);
     }
 }
 
@@ -295,8 +301,9 @@ fn a_panicking_sink_ends_the_request_and_the_worker_stays_usable() {
     let count = Arc::new(AtomicU64::new(0));
     let mut verify = counting_sink(&count);
     let mut sink = |row: Row<'_>| {
-        if row.sequence == 500 {
-            panic!("sink gives up at row {}", row.sequence);
+        let sequence = embedded_sequence(row.payload).expect("100-byte rows");
+        if sequence == 500 {
+            panic!("sink gives up at row {sequence}");
         }
         verify(row);
     };
@@ -357,7 +364,7 @@ fn a_failing_sink_ends_the_request_with_its_error() {
     struct FailAt(u64);
     impl Sink for FailAt {
         fn row(&mut self, row: Row<'_>) -> Result<(), SinkError> {
-            if row.sequence == self.0 {
+            if embedded_sequence(row.payload) == Some(self.0) {
                 return Err(SinkError::new("disk full"));
             }
             Ok(())
@@ -404,20 +411,11 @@ const SIGKILL_TEST: &str = "killing_the_supervisor_takes_its_children_down";
 
 #[test]
 fn killing_the_supervisor_takes_its_children_down() {
-    if std::env::var_os(SUB_SUPERVISOR).is_some() {
+    if is_reexec(SUB_SUPERVISOR) {
         be_the_supervisor();
         return;
     }
-    let sub = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            SIGKILL_TEST,
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env(SUB_SUPERVISOR, "1")
-        .stdin(Stdio::null())
+    let sub = reexec_test(SIGKILL_TEST, SUB_SUPERVISOR)
         .stdout(Stdio::piped())
         .spawn()
         .expect("re-execute the test binary");
@@ -463,16 +461,6 @@ fn killing_the_supervisor_takes_its_children_down() {
     );
 }
 
-/// Kills and reaps the sub-supervisor if the test fails before it does.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The sub-supervisor: one idle worker, and one spawned from a thread that
 /// has exited since (the death signal must follow the process, not that
 /// thread) and is in the middle of a slow request when the kill comes.
@@ -497,31 +485,39 @@ fn be_the_supervisor() {
     );
 }
 
-/// Runs `echo` of `rows` rows with a sink that cancels the request's token
-/// once it has received `cancel_at` rows. `echo` never looks at the cancel
-/// flag, and with the default 4 MiB ring its small rows never fill the ring
-/// (where a blocked write would notice the flag), so the child always ends
-/// the request `Ok`, having committed every row. Returns the result and the
-/// rows the sink received.
-fn echo_cancelled_by_sink(
+/// Runs `squares` of `rows` rows with a sink that cancels the request's
+/// token once it has received `cancel_at` rows. `squares` never looks at the
+/// cancel flag, and with the default 4 MiB ring its small rows (at most 48
+/// bytes with their header here) never fill the ring (where a blocked write
+/// would notice the flag), so the child always ends the request `Ok`, having
+/// committed every row. Each row carries its number `n`, written by the
+/// child: the sink checks that they arrive exactly once, in order. Returns
+/// the result and the rows the sink received.
+fn squares_cancelled_by_sink(
     worker: &mut Worker,
     rows: u64,
     cancel_at: u64,
-) -> (Result<serde_json::Value, Error>, u64) {
+) -> (Result<SquaresSummary, Error>, u64) {
     let token = CancelToken::new();
-    let request = EchoRequest::new(serde_json::json!("row")).with_rows(rows);
     let mut received = 0u64;
     let mut sink = |row: Row<'_>| {
-        assert_eq!(row.sequence, received, "rows out of order");
-        assert_eq!(row.payload, b"\"row\"");
+        let square: Square = serde_json::from_slice(row.payload).expect("a square row");
+        assert_eq!(
+            square,
+            Square {
+                n: received,
+                square: received * received
+            },
+            "rows out of order"
+        );
         received += 1;
         if received == cancel_at {
             token.cancel();
         }
     };
     let result = worker.stream_with(
-        "echo",
-        &request,
+        Squares::NAME,
+        &Upto { n: rows },
         &mut sink,
         RequestOptions::default().cancel(token.clone()),
     );
@@ -535,7 +531,7 @@ fn a_cancelled_request_whose_child_finishes_anyway_is_not_ok_when_rows_were_drop
     let mut worker = Worker::spawn(fixture().with_cancel_grace(Duration::from_secs(30))).unwrap();
     let pid = worker.pid();
     let rows = 50_000;
-    let (result, received) = echo_cancelled_by_sink(&mut worker, rows, 10);
+    let (result, received) = squares_cancelled_by_sink(&mut worker, rows, 10);
     assert!(
         received < rows,
         "the cancel should have cut delivery short ({received} rows)"
@@ -562,8 +558,14 @@ fn a_cancel_that_drops_no_row_leaves_a_complete_request_ok() {
     let mut worker = Worker::spawn(fixture().with_cancel_grace(Duration::from_secs(30))).unwrap();
     // The token fires on the last row: nothing is left to drop, so the Ok
     // end marker stands and every row was delivered.
-    let (result, received) = echo_cancelled_by_sink(&mut worker, 5, 5);
-    assert_eq!(result.unwrap(), serde_json::json!("row"));
+    let (result, received) = squares_cancelled_by_sink(&mut worker, 5, 5);
+    assert_eq!(
+        result.unwrap(),
+        SquaresSummary {
+            rows: 5,
+            sum: 1 + 4 + 9 + 16
+        }
+    );
     assert_eq!(received, 5);
     assert_eq!(worker.stats().rows, 5);
     assert_usable(&mut worker);

@@ -83,30 +83,8 @@ impl FromStr for SizeSpec {
     }
 }
 
-/// A deterministic 64-bit generator (splitmix64).
-#[derive(Debug, Clone)]
-pub struct SplitMix(u64);
-
-impl SplitMix {
-    /// A generator seeded with `seed`.
-    pub fn new(seed: u64) -> Self {
-        SplitMix(seed)
-    }
-
-    /// The next value.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `(0, 1]`.
-    pub fn unit(&mut self) -> f64 {
-        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
-    }
-}
+/// The deterministic generator of the templates: the test kit's.
+pub use ringworker_testkit::rng::SplitMix;
 
 /// Pre-built payloads that a run cycles through, with their checksums.
 #[derive(Debug, Clone)]
@@ -178,11 +156,7 @@ impl RowTemplates {
 
 /// One draw from the mixed distribution.
 fn mixed_size(rng: &mut SplitMix) -> usize {
-    // Box-Muller: a standard normal from two uniforms.
-    let (u1, u2) = (rng.unit(), rng.unit());
-    let normal = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-    let size = MIXED_MEDIAN * (MIXED_SIGMA * normal).exp();
-    (size.round() as usize).clamp(MIXED_MIN, MIXED_MAX)
+    rng.log_normal_size(MIXED_MEDIAN, MIXED_SIGMA, MIXED_MIN, MIXED_MAX)
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@
 //!
 //! Layering: `registry` erases typed commands behind JSON, `writer` wraps the
 //! ring's producer for one request, `runtime` runs the loop. `builtins` holds
-//! the commands of the `ringworker-child` binary (synthetic rows, echo, fault
-//! injection) that benchmarks and the supervisor's tests run against.
+//! the commands of the `ringworker-child` binary (synthetic rows, echo) that
+//! benchmarks and the supervisor's tests run against.
 //!
 //! # Examples
 //!

@@ -14,6 +14,8 @@ use shm_proto::{
     Consumer, CorruptField, ErrorKind, HEADER_BYTES, HeaderWord, Producer, Readiness, RecordKind,
     RecordMeta, RingConfig, RingError, RingMemory, record_size,
 };
+// The randomized test's generator (SplitMix64).
+use ringworker_testkit::rng::SplitMix;
 
 /// Offsets of header words (see `shm_proto::layout`).
 const MAGIC_AT: usize = 0;
@@ -328,23 +330,6 @@ fn debug_write_bytes_is_bounds_checked() {
     assert!(memory.debug_write_bytes(usize::MAX, &[0; 2]).is_err());
 }
 
-/// splitmix64: a tiny deterministic generator for the randomized test.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// What one randomized round saw.
 #[derive(Debug, Default)]
 struct Outcome {
@@ -352,14 +337,14 @@ struct Outcome {
     corrupt: bool,
 }
 
-fn scribble(live: &Live, rng: &mut Rng) {
+fn scribble(live: &Live, rng: &mut SplitMix) {
     let capacity = live.capacity as u64;
     match rng.below(6) {
         // Random bytes anywhere in the header lines.
         0 => {
             let at = rng.below(7 * 128) as usize;
             let n = 1 + rng.below(8) as usize;
-            let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+            let bytes: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
             let n = n.min(HEADER_BYTES - at);
             live.evil.debug_write_bytes(at, &bytes[..n]).unwrap();
         }
@@ -380,12 +365,12 @@ fn scribble(live: &Live, rng: &mut Rng) {
             let pos = (rng.below(capacity) & !7) as usize;
             let pos = pos.min(live.capacity - 16);
             let kind = match rng.below(4) {
-                0 => rng.next() as u8,
+                0 => rng.next_u64() as u8,
                 1 => RecordKind::Padding as u8,
                 _ => 1 + rng.below(4) as u8,
             };
             let len = match rng.below(4) {
-                0 => rng.next() as u32,
+                0 => rng.next_u64() as u32,
                 1 => (live.max_payload as u64 + rng.below(16)) as u32,
                 _ => rng.below(live.max_payload as u64 + 1) as u32,
             };
@@ -395,7 +380,7 @@ fn scribble(live: &Live, rng: &mut Rng) {
         _ => {
             let at = rng.below(capacity) as usize;
             let n = (1 + rng.below(32) as usize).min(live.capacity - at);
-            let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+            let bytes: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
             live.evil
                 .debug_write_bytes(HEADER_BYTES + at, &bytes)
                 .unwrap();
@@ -404,7 +389,7 @@ fn scribble(live: &Live, rng: &mut Rng) {
 }
 
 fn random_round(seed: u64) -> Outcome {
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix::new(seed);
     let capacity = 4096 << rng.below(3);
     let mut live = Live::new(capacity, rng.below(100));
     let mut outcome = Outcome::default();

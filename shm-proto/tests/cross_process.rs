@@ -10,10 +10,15 @@
 
 use std::collections::BTreeSet;
 use std::os::fd::{AsFd, AsRawFd};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use ringworker_testkit::checksum::Checksum;
+use ringworker_testkit::harness::{is_reexec, reexec_test};
+use ringworker_testkit::procfs::{dev_shm, fd_numbers, fd_table};
+use ringworker_testkit::rng::heavy_tail_size;
+use ringworker_testkit::rows::{check_sequence, fill_row};
 use shm_proto::{
     ChildFds, ClosedBy, Consumer, CorruptField, ErrorKind, Producer, RING_FD, RecordKind,
     RecordMeta, RingConfig, RingError, RingMemory, SharedWords, take_inherited,
@@ -35,105 +40,13 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 // ---------------------------------------------------------------- row format
-
-/// A 64-bit mixer (splitmix64's finalizer).
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+//
+// Rows are the test kit's (`synthetic`'s): the sequence number in the first
+// 8 bytes, then filler; `Checksum` is order-sensitive over every byte.
 
 /// Payload length of row `seq`: mostly 0..=512 bytes, one row in 128 up to 16 KiB.
 fn row_len(seed: u64, seq: u64) -> usize {
-    let h = mix(seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    if h & 127 == 0 {
-        513 + ((h >> 8) % (16 << 10)) as usize
-    } else {
-        ((h >> 8) % 513) as usize
-    }
-}
-
-/// Fills row `seq`'s payload: its sequence number (little-endian, truncated
-/// for rows shorter than 8 bytes), then pseudo-random bytes.
-fn fill_row(seed: u64, seq: u64, buf: &mut [u8]) {
-    let prefix = buf.len().min(8);
-    buf[..prefix].copy_from_slice(&seq.to_le_bytes()[..prefix]);
-    let mut state = mix(seed.rotate_left(17) ^ seq);
-    for chunk in buf[prefix..].chunks_mut(8) {
-        state = state.wrapping_add(0xA076_1D64_78BD_642F);
-        let word = mix(state);
-        chunk.copy_from_slice(&word.to_le_bytes()[..chunk.len()]);
-    }
-}
-
-/// Order-sensitive checksum over every payload byte.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Checksum(u64);
-
-impl Checksum {
-    fn new() -> Self {
-        Checksum(0x243F_6A88_85A3_08D3)
-    }
-
-    fn add_row(&mut self, payload: &[u8]) {
-        let mut h = (payload.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let mut words = payload.chunks_exact(8);
-        for w in &mut words {
-            h = (h ^ u64::from_le_bytes(w.try_into().unwrap()))
-                .wrapping_mul(0x0000_0100_0000_01B3)
-                .rotate_left(23);
-        }
-        for &b in words.remainder() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3);
-        }
-        self.0 = (self.0.rotate_left(5) ^ mix(h)).wrapping_mul(0xFF51_AFD7_ED55_8CCD);
-    }
-}
-
-// ------------------------------------------------------------------ fd views
-
-/// Open fds of this process (without the one used to list them), with their
-/// link targets and whether they are close-on-exec.
-fn open_fds() -> Vec<(i32, String, bool)> {
-    let dir = std::fs::read_dir("/proc/self/fd").unwrap();
-    let mut fds = Vec::new();
-    for entry in dir {
-        let entry = entry.unwrap();
-        let fd: i32 = entry.file_name().to_str().unwrap().parse().unwrap();
-        let Ok(target) = std::fs::read_link(entry.path()) else {
-            continue; // the directory fd itself, already gone, or a race
-        };
-        let target = target.to_string_lossy().into_owned();
-        let Ok(info) = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) else {
-            continue;
-        };
-        if target.starts_with("/proc/") && target.ends_with("/fd") {
-            continue; // the listing's own directory fd
-        }
-        let flags = info
-            .lines()
-            .find_map(|l| l.strip_prefix("flags:"))
-            .map(|f| u32::from_str_radix(f.trim(), 8).unwrap())
-            .unwrap();
-        const O_CLOEXEC: u32 = 0o2000000;
-        fds.push((fd, target, flags & O_CLOEXEC != 0));
-    }
-    fds.sort();
-    fds
-}
-
-fn fd_numbers() -> BTreeSet<i32> {
-    open_fds().into_iter().map(|(fd, _, _)| fd).collect()
-}
-
-fn dev_shm() -> BTreeSet<String> {
-    std::fs::read_dir("/dev/shm")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+    heavy_tail_size(seed, seq, 512, 16 << 10)
 }
 
 // --------------------------------------------------------------------- child
@@ -148,13 +61,13 @@ fn env_u64(name: &str) -> u64 {
 /// The child's side. A no-op unless this binary was started as the child.
 #[test]
 fn child_producer_entry() {
-    if std::env::var_os(CHILD_ENV).is_none() {
+    if !is_reexec(CHILD_ENV) {
         return;
     }
     // What this process has open, before taking over anything.
-    let fds: Vec<String> = open_fds()
+    let fds: Vec<String> = fd_table()
         .into_iter()
-        .map(|(fd, target, _)| format!("{fd}\t{target}"))
+        .map(|f| format!("{}\t{}", f.fd, f.target))
         .collect();
 
     let fd = take_inherited(RING_FD).expect("ring fd not inherited");
@@ -170,7 +83,7 @@ fn child_producer_entry() {
 
     let rows = env_u64(ROWS_ENV);
     let seed = env_u64(SEED_ENV);
-    let mut sum = Checksum::new();
+    let mut sum = Checksum::default();
     for seq in 0..rows {
         let len = row_len(seed, seq);
         let mut slot = tx
@@ -178,7 +91,7 @@ fn child_producer_entry() {
             .unwrap();
         let payload = slot.payload_mut();
         fill_row(seed, seq, payload);
-        sum.add_row(payload);
+        sum.add(payload);
         slot.commit();
         if seq % 65536 == 0 {
             tx.beat();
@@ -186,7 +99,7 @@ fn child_producer_entry() {
     }
     let mut end = [0u8; 16];
     end[..8].copy_from_slice(&rows.to_le_bytes());
-    end[8..].copy_from_slice(&sum.0.to_le_bytes());
+    end[8..].copy_from_slice(&sum.value().to_le_bytes());
     tx.push(RecordMeta::of_kind(RecordKind::End, rows), &end)
         .unwrap();
     tx.close();
@@ -196,20 +109,12 @@ fn child_producer_entry() {
 
 /// Spawns this test binary as the producer child of `memory`.
 fn spawn_child(memory: &RingMemory, rows: u64, seed: u64) -> std::process::Child {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "--exact",
-        "child_producer_entry",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(CHILD_ENV, "1")
-    .env(ROWS_ENV, rows.to_string())
-    .env(GENERATION_ENV, memory.generation().to_string())
-    .env(SEED_ENV, seed.to_string())
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    let mut cmd = reexec_test("child_producer_entry", CHILD_ENV);
+    cmd.env(ROWS_ENV, rows.to_string())
+        .env(GENERATION_ENV, memory.generation().to_string())
+        .env(SEED_ENV, seed.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     ChildFds::new()
         .map(memory.fd(), RING_FD)
         .die_with_parent(true)
@@ -229,7 +134,7 @@ fn consume(rx: &mut Consumer, child: &mut std::process::Child, rows: u64, seed: 
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut next = 0u64;
     let mut bytes = 0u64;
-    let mut sum = Checksum::new();
+    let mut sum = Checksum::default();
     let mut child_fds = None;
     let mut end = None;
     loop {
@@ -265,13 +170,12 @@ fn consume(rx: &mut Consumer, child: &mut std::process::Child, rows: u64, seed: 
                 assert_eq!(record.stream(), (seq % 5) as u16);
                 let payload = record.payload();
                 assert_eq!(payload.len(), row_len(seed, seq), "length of row {seq}");
-                let prefix = payload.len().min(8);
-                assert_eq!(
-                    payload[..prefix],
-                    seq.to_le_bytes()[..prefix],
-                    "sequence number embedded in row {seq}"
-                );
-                sum.add_row(payload);
+                // The sequence number the child wrote (every byte goes
+                // into the checksum).
+                if let Err(err) = check_sequence(payload, next) {
+                    panic!("sequence number embedded in row {seq}: {err}");
+                }
+                sum.add(payload);
                 bytes += payload.len() as u64;
                 next += 1;
             }
@@ -289,7 +193,7 @@ fn consume(rx: &mut Consumer, child: &mut std::process::Child, rows: u64, seed: 
     let (child_rows, child_sum) = end.expect("no end marker");
     assert_eq!(child_rows, rows);
     assert_eq!(next, rows, "rows received");
-    assert_eq!(Checksum(child_sum), sum, "checksum of all payload bytes");
+    assert_eq!(child_sum, sum.value(), "checksum of all payload bytes");
     Received {
         rows: next,
         bytes,
@@ -300,17 +204,12 @@ fn consume(rx: &mut Consumer, child: &mut std::process::Child, rows: u64, seed: 
 fn stream_rows(rows: u64, seed: u64) {
     let _serial = serial();
     let shm_before = dev_shm();
-    let fds_before = open_fds();
+    let fds_before = fd_table();
     // The child may inherit exactly: stdio, its ring fd, and whatever this
     // process itself inherited without close-on-exec (e.g. from the shell
     // or cargo) that is not shadowed by the ring fd.
     let mut allowed: BTreeSet<i32> = [0, 1, 2, RING_FD].into();
-    allowed.extend(
-        fds_before
-            .iter()
-            .filter(|(_, _, cloexec)| !cloexec)
-            .map(|(fd, _, _)| *fd),
-    );
+    allowed.extend(fds_before.iter().filter(|f| !f.cloexec).map(|f| f.fd));
 
     let start = Instant::now();
     {
@@ -371,7 +270,7 @@ fn stream_rows(rows: u64, seed: u64) {
     assert_eq!(dev_shm(), shm_before, "/dev/shm entries left behind");
     assert_eq!(
         fd_numbers(),
-        fds_before.iter().map(|(fd, _, _)| *fd).collect(),
+        fds_before.iter().map(|f| f.fd).collect(),
         "fds leaked"
     );
 }

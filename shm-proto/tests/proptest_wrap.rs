@@ -11,24 +11,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
+use ringworker_testkit::rows::{fill_row, verify_row};
 use shm_proto::{
     Consumer, HeaderWord, Producer, Readiness, RecordHeader, RecordKind, RecordMeta, RingConfig,
     RingError, RingMemory, WaitStrategy, record_size,
 };
 
-/// Payload byte `i` of the record with sequence number `seq`: every record's
-/// bytes differ from its neighbours', so corruption, reordering or
-/// duplication shows up as a mismatch.
-fn byte_at(seq: u64, i: usize) -> u8 {
-    let x =
-        seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
-    (x ^ (x >> 29) ^ (x >> 47)) as u8
-}
-
+/// Fills the payload of the record with sequence number `seq`: the test
+/// kit's row format (the sequence number, then filler that depends on it),
+/// so corruption, reordering or duplication shows up as a mismatch. The
+/// content of a shorter row is a prefix of a longer one's.
 fn fill(seq: u64, buf: &mut [u8]) {
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = byte_at(seq, i);
-    }
+    fill_row(0, seq, buf);
 }
 
 #[derive(Debug, Clone)]
@@ -270,13 +264,8 @@ impl Harness {
         );
         assert_eq!(header.len as usize, expected.len, "len of {}", expected.seq);
         assert_eq!(payload.len(), expected.len);
-        for (i, &b) in payload.iter().enumerate() {
-            assert_eq!(
-                b,
-                byte_at(expected.seq, i),
-                "byte {i} of record {}",
-                expected.seq
-            );
+        if let Err(err) = verify_row(0, expected.seq, payload) {
+            panic!("record {}: {err}", expected.seq);
         }
     }
 

@@ -1,5 +1,5 @@
-//! The `ringworker-child` worker: the built-in commands (synthetic rows,
-//! echo, fault injection). Started by a ringworker supervisor, never by hand.
+//! The `ringworker-child` worker: the built-in commands (synthetic rows and
+//! echo). Started by a ringworker supervisor, never by hand.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;

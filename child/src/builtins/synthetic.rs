@@ -66,8 +66,7 @@ impl Sizes {
                 let r = mix(seed ^ sequence.wrapping_mul(0x9E37_79B9));
                 let u1 = ((r >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
                 let u2 = (mix(r) >> 11) as f64 / (1u64 << 53) as f64;
-                let normal = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-                let size = f64::from(median) * (sigma * normal).exp();
+                let size = log_normal(f64::from(median), sigma, u1, u2);
                 (size.round() as u64).clamp(u64::from(min), u64::from(max)) as usize
             }
         }
@@ -194,9 +193,10 @@ impl Checksum {
 }
 
 /// Wrapping sum of the little-endian words of `bytes`, the zero-padded tail
-/// word rotated so that trailing zero bytes still count.
+/// word rotated so that trailing zero bytes still count: the per-payload part
+/// of [`Checksum`], order-insensitive on its own.
 #[inline]
-fn word_sum(bytes: &[u8]) -> u64 {
+pub fn word_sum(bytes: &[u8]) -> u64 {
     let mut chunks = bytes.chunks_exact(8);
     let mut sum = 0u64;
     for chunk in &mut chunks {
@@ -335,9 +335,18 @@ pub fn run(
     })
 }
 
-/// SplitMix64 finalizer.
+/// A log-normal draw with median `median` and shape `sigma` from two
+/// uniforms `u1` in `(0, 1]` and `u2` in `[0, 1)` (Box-Muller).
 #[inline]
-fn mix(mut z: u64) -> u64 {
+pub fn log_normal(median: f64, sigma: f64, u1: f64, u2: f64) -> f64 {
+    let normal = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+    median * (sigma * normal).exp()
+}
+
+/// One SplitMix64 step from state `z`: the output for the state
+/// `z + 0x9E37_79B9_7F4A_7C15`. The hash behind sizes and filler.
+#[inline]
+pub fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

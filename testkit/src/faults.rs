@@ -1,5 +1,7 @@
 //! `fault`: writes `after_rows` rows (flushed, so they are delivered), then
 //! misbehaves in the chosen way. Each fault maps to its own supervisor error.
+//! Test-only: registered by the tests' fixture worker ([`register`]), never
+//! by the `ringworker-child` binary.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -7,8 +9,21 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use shm_proto::{HEADER_BYTES, HeaderWord, RECORD_HEADER_BYTES, RingMemory};
 
-use crate::builtins::synthetic::fill_row;
-use crate::{CommandError, RowWriter};
+use ringworker_child::{ChildRuntime, CommandError, RowWriter, check_cancelled};
+
+use crate::rows::fill_row;
+
+/// Name of the fault command.
+pub const FAULT: &str = "fault";
+
+/// Registers the [`FAULT`] command on `worker`.
+pub fn register(worker: ChildRuntime) -> ChildRuntime {
+    worker.command(
+        FAULT,
+        "misbehaves on purpose (exit, panic, abort, kill, hang, floods, corruption) for tests",
+        run,
+    )
+}
 
 /// The misbehaviour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,7 +76,8 @@ pub enum Fault {
 pub struct FaultRequest {
     /// What to do.
     pub fault: Fault,
-    /// Rows (64 bytes, content as `synthetic` with seed 0) written first.
+    /// Rows ([`FAULT_ROW_BYTES`] bytes, content as `synthetic` with seed 0,
+    /// so each carries its sequence number) written first.
     #[serde(default)]
     pub after_rows: u64,
 }
@@ -72,6 +88,9 @@ impl FaultRequest {
         FaultRequest { fault, after_rows }
     }
 }
+
+/// Bytes of each row `fault` writes before misbehaving.
+pub const FAULT_ROW_BYTES: usize = 64;
 
 /// Summary of the faults that end normally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,7 +104,7 @@ pub fn run(
     request: FaultRequest,
     writer: &mut RowWriter<'_>,
 ) -> Result<FaultSummary, CommandError> {
-    let mut row = [0u8; 64];
+    let mut row = [0u8; FAULT_ROW_BYTES];
     for sequence in 0..request.after_rows {
         fill_row(0, sequence, &mut row);
         writer.row(0, &row)?;
@@ -111,9 +130,7 @@ pub fn run(
             std::thread::sleep(Duration::from_secs(1));
         },
         Fault::BusyHeartbeat => loop {
-            if writer.is_cancelled() {
-                return Err(CommandError::cancelled());
-            }
+            check_cancelled(writer)?;
             for i in 0..10_000u32 {
                 std::hint::black_box(i);
             }
@@ -129,9 +146,7 @@ pub fn run(
             }
             let until = Instant::now() + Duration::from_millis(hold_ms);
             while Instant::now() < until {
-                if writer.is_cancelled() {
-                    return Err(CommandError::cancelled());
-                }
+                check_cancelled(writer)?;
                 std::thread::sleep(Duration::from_millis(5));
             }
             std::hint::black_box(&block);
