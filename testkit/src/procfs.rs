@@ -70,16 +70,23 @@ pub fn fd_numbers() -> BTreeSet<i32> {
     fd_table().into_iter().map(|f| f.fd).collect()
 }
 
-/// Entries in `/dev/shm`.
+/// Entries in `/dev/shm`, other than those of the iceoryx2 peer benchmark.
 pub fn dev_shm() -> BTreeSet<String> {
     std::fs::read_dir("/dev/shm")
         .map(|dir| {
             dir.filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
+                // ringworker itself never names a segment; these belong to
+                // the iceoryx2 peer of `ringbench --features peers`, which
+                // may run beside the tests on a shared machine.
+                .filter(|name| !name.starts_with(IOX2_PREFIX))
                 .collect()
         })
         .unwrap_or_default()
 }
+
+/// Name prefix of iceoryx2's `/dev/shm` segments.
+const IOX2_PREFIX: &str = "iox2_";
 
 /// This process's mappings of files in `/dev/shm` (lines of `/proc/self/maps`).
 pub fn shm_mappings() -> Vec<String> {
