@@ -123,3 +123,39 @@ fn tiny_ceiling_run_checks_its_checksum() {
     let targets = summary["targets"].to_string();
     assert!(targets.contains("100B ring >= 80% of ceiling"), "{targets}");
 }
+
+#[cfg(feature = "peers")]
+#[test]
+fn tiny_iceoryx2_run_checks_its_checksum() {
+    let out = ringbench(&[
+        "--json",
+        "--cases",
+        "mixed",
+        "--rows",
+        "20000",
+        "--baseline-rows",
+        "500",
+        "--reps",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let line: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .expect("a case line"),
+    )
+    .expect("JSON");
+    for key in [
+        "iceoryx2_rows_per_s",
+        "ring_vs_iceoryx2",
+        "iceoryx2_packed_rows_per_s",
+        "ring_vs_iceoryx2_packed",
+    ] {
+        assert!(
+            line[key].as_f64().is_some_and(|v| v > 0.0),
+            "{key} in {line}"
+        );
+    }
+}

@@ -19,6 +19,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use ringworker_benches::baseline::Variant;
 use ringworker_benches::latency::{self, percentile};
+#[cfg(feature = "peers")]
+use ringworker_benches::peer_iceoryx2;
 use ringworker_benches::report::{self, CaseResult, LatencyResult};
 use ringworker_benches::ring_case::{self, RingParams, ring_config};
 use ringworker_benches::rows::{RowTemplates, SizeSpec};
@@ -118,6 +120,21 @@ enum ChildCmd {
         #[arg(long)]
         seed: u64,
     },
+    /// iceoryx2 publisher (the peer).
+    #[cfg(feature = "peers")]
+    #[command(name = "__child-iceoryx2", hide = true)]
+    Iceoryx2 {
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        rows: u64,
+        #[arg(long)]
+        size: SizeSpec,
+        #[arg(long)]
+        seed: u64,
+        #[arg(long)]
+        packed: bool,
+    },
     /// Wake-up latency sender.
     #[command(name = "__child-wake", hide = true)]
     Wake {
@@ -151,6 +168,14 @@ fn main() -> ExitCode {
             flush_each,
         }) => baseline::run_child(rows, size, seed, flush_each),
         Some(ChildCmd::Ceiling { rows, size, seed }) => ceiling::run_child(rows, size, seed),
+        #[cfg(feature = "peers")]
+        Some(ChildCmd::Iceoryx2 {
+            service,
+            rows,
+            size,
+            seed,
+            packed,
+        }) => peer_iceoryx2::run_child(&service, rows, size, seed, packed),
         Some(ChildCmd::Wake { samples, gap_us }) => latency::run_wake_child(samples, gap_us),
         Some(ChildCmd::Worker) => e2e::run_worker(),
         None => run(&cli),
@@ -300,6 +325,19 @@ fn run(cli: &Cli) -> Result<()> {
             let t = ceiling::run_parent(cli.capacity, result.rows, d.spec, cli.seed)
                 .with_context(|| format!("ceiling case {}", d.name))?;
             result.ceiling_rows_per_s.push(t.rows_per_s());
+            #[cfg(feature = "peers")]
+            {
+                eprintln!("ringbench: {} iceoryx2 runs {}/{reps}", d.name, rep + 1);
+                for packed in [false, true] {
+                    let t = peer_iceoryx2::run_parent(result.rows, d.spec, cli.seed, packed)
+                        .with_context(|| format!("iceoryx2 case {} (packed: {packed})", d.name))?;
+                    if packed {
+                        result.peer_packed_rows_per_s.push(t.rows_per_s());
+                    } else {
+                        result.peer_rows_per_s.push(t.rows_per_s());
+                    }
+                }
+            }
             eprintln!("ringbench: {} baseline run {}/{reps}", d.name, rep + 1);
             let t =
                 baseline::run_parent(result.baseline_rows, d.spec, cli.seed, Variant::Streaming)
