@@ -328,8 +328,15 @@ fn run(cli: &Cli) -> Result<()> {
             #[cfg(feature = "peers")]
             {
                 eprintln!("ringbench: {} iceoryx2 runs {}/{reps}", d.name, rep + 1);
+                // One sample per row moves rows at pipe-like rates: it gets
+                // the baseline's row count, hand-packed the ring's.
                 for packed in [false, true] {
-                    let t = peer_iceoryx2::run_parent(result.rows, d.spec, cli.seed, packed)
+                    let rows = if packed {
+                        result.rows
+                    } else {
+                        result.baseline_rows
+                    };
+                    let t = peer_iceoryx2::run_parent(rows, d.spec, cli.seed, packed)
                         .with_context(|| format!("iceoryx2 case {} (packed: {packed})", d.name))?;
                     if packed {
                         result.peer_packed_rows_per_s.push(t.rows_per_s());
