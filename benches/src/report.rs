@@ -30,6 +30,14 @@ pub struct CaseResult {
     pub borrowed_rows_per_s: Vec<f64>,
     /// End-to-end `Worker::stream` rows/s of each repetition (empty: not run).
     pub e2e_rows_per_s: Vec<f64>,
+    /// Ceiling (bare fixed-slot SPSC ring) rows/s of each repetition.
+    pub ceiling_rows_per_s: Vec<f64>,
+    /// iceoryx2, one sample per row, rows/s of each repetition (empty: the
+    /// `peers` feature is off).
+    pub peer_rows_per_s: Vec<f64>,
+    /// iceoryx2, rows hand-packed into 64 KiB samples, rows/s of each
+    /// repetition (empty: the `peers` feature is off).
+    pub peer_packed_rows_per_s: Vec<f64>,
 }
 
 /// Largest value of `v` (NaN if empty).
@@ -98,6 +106,30 @@ impl CaseResult {
             .then(|| pairwise_ratio(&self.e2e_rows_per_s, &self.baseline_rows_per_s))
     }
 
+    /// Ring over ceiling rows/s (median of pairwise ratios), if run.
+    pub fn ceiling_ratio(&self) -> Option<f64> {
+        (!self.ceiling_rows_per_s.is_empty())
+            .then(|| pairwise_ratio(&self.ring_rows_per_s, &self.ceiling_rows_per_s))
+    }
+
+    /// End-to-end over raw ring rows/s (median of pairwise ratios), if run.
+    pub fn e2e_vs_ring(&self) -> Option<f64> {
+        (!self.e2e_rows_per_s.is_empty())
+            .then(|| pairwise_ratio(&self.e2e_rows_per_s, &self.ring_rows_per_s))
+    }
+
+    /// Ring over iceoryx2 one sample per row (median of pairwise ratios).
+    pub fn peer_ratio(&self) -> Option<f64> {
+        (!self.peer_rows_per_s.is_empty())
+            .then(|| pairwise_ratio(&self.ring_rows_per_s, &self.peer_rows_per_s))
+    }
+
+    /// Ring over iceoryx2 hand-packed (median of pairwise ratios).
+    pub fn peer_packed_ratio(&self) -> Option<f64> {
+        (!self.peer_packed_rows_per_s.is_empty())
+            .then(|| pairwise_ratio(&self.ring_rows_per_s, &self.peer_packed_rows_per_s))
+    }
+
     /// The case as one JSON object.
     pub fn to_json(&self) -> Value {
         let reps = |v: &[f64]| v.iter().map(|x| x.round()).collect::<Vec<_>>();
@@ -125,6 +157,24 @@ impl CaseResult {
             obj["e2e_rows_per_s"] = json!(median(&self.e2e_rows_per_s).round());
             obj["e2e_ratio"] = json!(round(e2e_ratio, 2));
             obj["e2e_rows_per_s_reps"] = json!(reps(&self.e2e_rows_per_s));
+        }
+        if let Some(r) = self.e2e_vs_ring() {
+            obj["e2e_vs_ring"] = json!(round(r, 3));
+        }
+        if let Some(r) = self.ceiling_ratio() {
+            obj["ceiling_rows_per_s"] = json!(median(&self.ceiling_rows_per_s).round());
+            obj["ring_vs_ceiling"] = json!(round(r, 3));
+            obj["ceiling_rows_per_s_reps"] = json!(reps(&self.ceiling_rows_per_s));
+        }
+        if let Some(r) = self.peer_ratio() {
+            obj["iceoryx2_rows_per_s"] = json!(median(&self.peer_rows_per_s).round());
+            obj["ring_vs_iceoryx2"] = json!(round(r, 2));
+            obj["iceoryx2_rows_per_s_reps"] = json!(reps(&self.peer_rows_per_s));
+        }
+        if let Some(r) = self.peer_packed_ratio() {
+            obj["iceoryx2_packed_rows_per_s"] = json!(median(&self.peer_packed_rows_per_s).round());
+            obj["ring_vs_iceoryx2_packed"] = json!(round(r, 2));
+            obj["iceoryx2_packed_rows_per_s_reps"] = json!(reps(&self.peer_packed_rows_per_s));
         }
         obj
     }
@@ -190,6 +240,29 @@ pub fn targets(
             name: "e2e 100B rows/s >= 25x baseline".into(),
             measured: format!("{e2e:.1}x"),
             pass: e2e >= 25.0,
+        });
+    }
+    for name in ["100B", "4KiB"] {
+        if let Some(r) = find(name).and_then(CaseResult::ceiling_ratio) {
+            out.push(Target {
+                name: format!("{name} ring >= 80% of ceiling"),
+                measured: format!("{:.0}%", r * 100.0),
+                pass: r >= 0.8,
+            });
+        }
+    }
+    if let Some(r) = find("100B").and_then(CaseResult::e2e_vs_ring) {
+        out.push(Target {
+            name: "e2e 100B >= 80% of raw ring".into(),
+            measured: format!("{:.0}%", r * 100.0),
+            pass: r >= 0.8,
+        });
+    }
+    if let Some(r) = find("100B").and_then(CaseResult::peer_packed_ratio) {
+        out.push(Target {
+            name: "100B >= 2x iceoryx2 hand-packed".into(),
+            measured: format!("{r:.2}x"),
+            pass: r >= 2.0,
         });
     }
     if let Some(pct) = idle_cpu_pct {
@@ -293,6 +366,57 @@ pub fn table(
             );
         }
     }
+    let peers = cases.iter().any(|c| c.peer_ratio().is_some());
+    if cases.iter().any(|c| c.ceiling_ratio().is_some()) {
+        let _ = write!(
+            s,
+            "{:<7} {:>12} {:>12} {:>9} {:>8}",
+            "case", "ring rows/s", "ceil rows/s", "ring/ceil", "e2e/ring"
+        );
+        if peers {
+            let _ = write!(
+                s,
+                " {:>12} {:>7} {:>12} {:>7}",
+                "iox2 rows/s", "vs iox2", "iox2pk r/s", "vs pk"
+            );
+        }
+        let _ = writeln!(s);
+        let pct = |r: Option<f64>| r.map_or("-".into(), |r| format!("{:.0}%", r * 100.0));
+        let times = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.2}x"));
+        for c in cases {
+            let _ = write!(
+                s,
+                "{:<7} {:>12.0} {:>12.0} {:>9} {:>8}",
+                c.case,
+                c.rows_per_s(),
+                median(&c.ceiling_rows_per_s),
+                pct(c.ceiling_ratio()),
+                pct(c.e2e_vs_ring()),
+            );
+            if peers {
+                let _ = write!(
+                    s,
+                    " {:>12.0} {:>7} {:>12.0} {:>7}",
+                    median(&c.peer_rows_per_s),
+                    times(c.peer_ratio()),
+                    median(&c.peer_packed_rows_per_s),
+                    times(c.peer_packed_ratio()),
+                );
+            }
+            let _ = writeln!(s);
+        }
+        let _ = writeln!(
+            s,
+            "(ceil = bare fixed-slot SPSC ring between the same two processes, every byte \
+             checksummed alike: the limit{})",
+            if peers {
+                "; iox2 = iceoryx2 publish-subscribe, one sample per row; iox2pk = rows \
+                 length-prefixed into 64 KiB iceoryx2 samples"
+            } else {
+                ""
+            }
+        );
+    }
     if let Some(c) = cases.first() {
         let _ = writeln!(
             s,
@@ -314,7 +438,7 @@ pub fn table(
     }
     for t in targets {
         let verdict = if t.pass { "PASS" } else { "MISS" };
-        let _ = writeln!(s, "{verdict}  {:<32} {}", t.name, t.measured);
+        let _ = writeln!(s, "{verdict}  {:<34} {}", t.name, t.measured);
     }
     s
 }

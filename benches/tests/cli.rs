@@ -86,3 +86,76 @@ fn tiny_run_of_every_part_reports_json() {
     assert_eq!(lines[2]["row_bytes"], 333.0);
     assert!(lines[3]["wake_p50_us"].as_f64().is_some());
 }
+
+#[test]
+fn tiny_ceiling_run_checks_its_checksum() {
+    // The ceiling runs next to every ring case; a run only succeeds if the
+    // parent's checksum of every byte matched the child's.
+    let out = ringbench(&[
+        "--json",
+        "--cases",
+        "100B,custom",
+        "--row-bytes",
+        "3000",
+        "--rows",
+        "5000",
+        "--baseline-rows",
+        "500",
+        "--reps",
+        "1",
+        "--capacity",
+        "65536",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("ceiling run 1/1"), "{err}");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    for l in &lines[..2] {
+        for key in ["ceiling_rows_per_s", "ring_vs_ceiling"] {
+            assert!(l[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {l}");
+        }
+    }
+    assert!(lines[0]["e2e_vs_ring"].as_f64().is_some(), "{}", lines[0]);
+    let summary = lines.last().unwrap();
+    let targets = summary["targets"].to_string();
+    assert!(targets.contains("100B ring >= 80% of ceiling"), "{targets}");
+}
+
+#[cfg(feature = "peers")]
+#[test]
+fn tiny_iceoryx2_run_checks_its_checksum() {
+    let out = ringbench(&[
+        "--json",
+        "--cases",
+        "mixed",
+        "--rows",
+        "20000",
+        "--baseline-rows",
+        "500",
+        "--reps",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let line: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .expect("a case line"),
+    )
+    .expect("JSON");
+    for key in [
+        "iceoryx2_rows_per_s",
+        "ring_vs_iceoryx2",
+        "iceoryx2_packed_rows_per_s",
+        "ring_vs_iceoryx2_packed",
+    ] {
+        assert!(
+            line[key].as_f64().is_some_and(|v| v > 0.0),
+            "{key} in {line}"
+        );
+    }
+}

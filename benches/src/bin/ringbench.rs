@@ -2,8 +2,9 @@
 //! baseline, in one run, with real child processes (this binary re-executed).
 //!
 //! Throughput cases (100 B, 1 KiB, 4 KiB, mixed sizes, or `--row-bytes N`)
-//! run the ring and then the baseline with the same payload bytes; the parent
-//! checksums every payload byte and checks it against the child's own
+//! run the ring, the ceiling (a bare fixed-slot SPSC ring), with the `peers`
+//! feature iceoryx2, and then the baseline with the same payload bytes; the
+//! parent checksums every payload byte and checks it against the child's own
 //! checksum. Then: CPU of a consumer idling 2 s on an empty ring, and ring
 //! wake-up latency next to a bare shared-futex ping-pong. Timing starts when
 //! the child, fully set up, is told to go, so process start-up is excluded
@@ -18,10 +19,12 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use ringworker_benches::baseline::Variant;
 use ringworker_benches::latency::{self, percentile};
+#[cfg(feature = "peers")]
+use ringworker_benches::peer_iceoryx2;
 use ringworker_benches::report::{self, CaseResult, LatencyResult};
 use ringworker_benches::ring_case::{self, RingParams, ring_config};
 use ringworker_benches::rows::{RowTemplates, SizeSpec};
-use ringworker_benches::{baseline, e2e, pin, rows};
+use ringworker_benches::{baseline, ceiling, e2e, pin, rows};
 
 /// The shared-memory ring vs pipe + JSON: throughput, idle CPU, wake-up latency.
 #[derive(Debug, Parser)]
@@ -107,6 +110,31 @@ enum ChildCmd {
     /// A ringworker worker serving the built-in commands (end-to-end case).
     #[command(name = "__worker", hide = true)]
     Worker,
+    /// Ceiling producer (fixed-slot SPSC ring).
+    #[command(name = "__child-ceiling", hide = true)]
+    Ceiling {
+        #[arg(long)]
+        rows: u64,
+        #[arg(long)]
+        size: SizeSpec,
+        #[arg(long)]
+        seed: u64,
+    },
+    /// iceoryx2 publisher (the peer).
+    #[cfg(feature = "peers")]
+    #[command(name = "__child-iceoryx2", hide = true)]
+    Iceoryx2 {
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        rows: u64,
+        #[arg(long)]
+        size: SizeSpec,
+        #[arg(long)]
+        seed: u64,
+        #[arg(long)]
+        packed: bool,
+    },
     /// Wake-up latency sender.
     #[command(name = "__child-wake", hide = true)]
     Wake {
@@ -139,6 +167,15 @@ fn main() -> ExitCode {
             seed,
             flush_each,
         }) => baseline::run_child(rows, size, seed, flush_each),
+        Some(ChildCmd::Ceiling { rows, size, seed }) => ceiling::run_child(rows, size, seed),
+        #[cfg(feature = "peers")]
+        Some(ChildCmd::Iceoryx2 {
+            service,
+            rows,
+            size,
+            seed,
+            packed,
+        }) => peer_iceoryx2::run_child(&service, rows, size, seed, packed),
         Some(ChildCmd::Wake { samples, gap_us }) => latency::run_wake_child(samples, gap_us),
         Some(ChildCmd::Worker) => e2e::run_worker(),
         None => run(&cli),
@@ -261,6 +298,9 @@ fn run(cli: &Cli) -> Result<()> {
             baseline_bytes_per_s: Vec::new(),
             borrowed_rows_per_s: Vec::new(),
             e2e_rows_per_s: Vec::new(),
+            ceiling_rows_per_s: Vec::new(),
+            peer_rows_per_s: Vec::new(),
+            peer_packed_rows_per_s: Vec::new(),
         };
         // The end-to-end path runs for the fixed sizes the issue names.
         let e2e_bytes = match d.spec {
@@ -281,6 +321,30 @@ fn run(cli: &Cli) -> Result<()> {
                 ring_case::run_parent(&params).with_context(|| format!("ring case {}", d.name))?;
             result.ring_rows_per_s.push(t.rows_per_s());
             result.ring_bytes_per_s.push(t.bytes_per_s());
+            eprintln!("ringbench: {} ceiling run {}/{reps}", d.name, rep + 1);
+            let t = ceiling::run_parent(cli.capacity, result.rows, d.spec, cli.seed)
+                .with_context(|| format!("ceiling case {}", d.name))?;
+            result.ceiling_rows_per_s.push(t.rows_per_s());
+            #[cfg(feature = "peers")]
+            {
+                eprintln!("ringbench: {} iceoryx2 runs {}/{reps}", d.name, rep + 1);
+                // One sample per row moves rows at pipe-like rates: it gets
+                // the baseline's row count, hand-packed the ring's.
+                for packed in [false, true] {
+                    let rows = if packed {
+                        result.rows
+                    } else {
+                        result.baseline_rows
+                    };
+                    let t = peer_iceoryx2::run_parent(rows, d.spec, cli.seed, packed)
+                        .with_context(|| format!("iceoryx2 case {} (packed: {packed})", d.name))?;
+                    if packed {
+                        result.peer_packed_rows_per_s.push(t.rows_per_s());
+                    } else {
+                        result.peer_rows_per_s.push(t.rows_per_s());
+                    }
+                }
+            }
             eprintln!("ringbench: {} baseline run {}/{reps}", d.name, rep + 1);
             let t =
                 baseline::run_parent(result.baseline_rows, d.spec, cli.seed, Variant::Streaming)
