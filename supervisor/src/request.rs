@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 use shm_proto::control::{self, ParentFrame, RequestFrame};
 use shm_proto::payload::{Diagnostic, EndPayload, FailureCode, Progress, RuntimeCode};
-use shm_proto::{Readiness, RecordKind, RingError};
+use shm_proto::record::fragment;
+use shm_proto::{Readiness, Record, RecordKind, RingError};
 
 use crate::cancel::CancelToken;
 use crate::error::Error;
@@ -112,6 +113,128 @@ impl Delivery {
     }
 }
 
+/// Reassembly buffers above this capacity are freed after their row is
+/// delivered, so a one-off huge row does not pin its memory for the rest of
+/// the request.
+const KEEP_ASSEMBLY_CAPACITY: usize = 4 << 20;
+
+/// A row larger than the ring's maximum record being put back together from
+/// its [`RecordKind::Fragment`] records (framing in `shm_proto::record`).
+/// Every fragment is copied into private memory and released at once, so the
+/// producer keeps streaming; a row is never held in the ring.
+#[derive(Default)]
+struct Reassembly {
+    /// The row in progress: its stream and announced total length.
+    partial: Option<(u16, usize)>,
+    /// The bytes so far (private memory, bounded by the per-row limit).
+    buf: Vec<u8>,
+}
+
+impl Reassembly {
+    /// Takes in one fragment; `Ok(true)` once the row is complete in `buf`.
+    /// Every violation of the framing is a protocol error.
+    #[cold]
+    #[inline(never)]
+    fn push(&mut self, record: &Record<'_>, max_row_bytes: u64) -> Result<bool, &'static str> {
+        let flags = record.header().flags;
+        if flags & !(fragment::FIRST | fragment::LAST) != 0 {
+            return Err("fragment with unknown flags");
+        }
+        let from = match (self.partial, flags & fragment::FIRST != 0) {
+            (Some(_), true) => return Err("a fragmented row began inside another one"),
+            (None, false) => return Err("continuation fragment without a first fragment"),
+            (None, true) => {
+                let Some(prefix) = record.copy_prefix::<{ fragment::TOTAL_PREFIX_BYTES }>() else {
+                    return Err("first fragment shorter than its length prefix");
+                };
+                let total = u64::from_le_bytes(prefix);
+                // Checked before anything is allocated or accumulated.
+                if total > max_row_bytes {
+                    return Err("fragmented row announced above the per-row limit");
+                }
+                let total = usize::try_from(total).map_err(|_| "row length overflows usize")?;
+                self.buf.clear();
+                self.buf.reserve_exact(total);
+                self.partial = Some((record.stream(), total));
+                fragment::TOTAL_PREFIX_BYTES
+            }
+            (Some((stream, _)), false) => {
+                if record.stream() != stream {
+                    return Err("fragment on another stream than the first of its row");
+                }
+                0
+            }
+        };
+        let Some((_, total)) = self.partial else {
+            unreachable!("set above")
+        };
+        let len = (record.header().len as usize).saturating_sub(from);
+        if self.buf.len() + len > total {
+            return Err("fragments exceed the announced row length");
+        }
+        record.append_payload_into(from, &mut self.buf);
+        if flags & fragment::LAST == 0 {
+            return Ok(false);
+        }
+        if self.buf.len() != total {
+            return Err("last fragment does not complete the announced row length");
+        }
+        Ok(true)
+    }
+
+    /// Forgets the row in progress (delivered or abandoned), freeing a buffer
+    /// grown past [`KEEP_ASSEMBLY_CAPACITY`]. True if a row was in progress.
+    fn reset(&mut self) -> bool {
+        self.buf.clear();
+        if self.buf.capacity() > KEEP_ASSEMBLY_CAPACITY {
+            self.buf = Vec::new();
+        }
+        self.partial.take().is_some()
+    }
+}
+
+/// Hands a reassembled row to the sink as one row with one sequence number;
+/// `Some` if that ends the request.
+#[cold]
+#[inline(never)]
+fn deliver_assembled<S: Sink + ?Sized>(
+    session: &mut Session,
+    id: u64,
+    sink: &mut S,
+    reassembly: &mut Reassembly,
+    delivery: &mut Delivery,
+) -> Option<Outcome> {
+    let (stream, _) = reassembly.partial?;
+    let row = Row {
+        stream,
+        sequence: delivery.rows,
+        payload: &reassembly.buf,
+    };
+    let result = catch_unwind(AssertUnwindSafe(|| sink.row(row)));
+    let len = reassembly.buf.len();
+    reassembly.reset();
+    match result {
+        Ok(Ok(())) => {
+            delivery.add(stream, len);
+            None
+        }
+        Ok(Err(source)) => {
+            session.memory.request_cancel(id);
+            Some(Outcome::abandon(Error::Sink {
+                source,
+                rows_delivered: delivery.rows,
+            }))
+        }
+        Err(panic) => {
+            session.memory.request_cancel(id);
+            Some(Outcome::abandon(Error::SinkPanicked {
+                message: panic_message(&*panic),
+                rows_delivered: delivery.rows,
+            }))
+        }
+    }
+}
+
 /// Runs request `id` on `session`, delivering its rows to `sink`. Generic
 /// over the sink so the per-row call is inlined into the loop.
 pub(crate) fn run<S: Sink + ?Sized>(
@@ -155,6 +278,8 @@ fn deliver<S: Sink + ?Sized>(
     let mut last_heartbeat = session.memory.heartbeat();
     let mut next_liveness = start + LIVENESS_INTERVAL;
     let mut exited = false;
+    let max_row_bytes = session.hello.max_row_bytes;
+    let mut reassembly = Reassembly::default();
     loop {
         // Fast path: everything published, up to a check interval.
         let mut handled = 0u32;
@@ -174,6 +299,39 @@ fn deliver<S: Sink + ?Sized>(
                 continue;
             }
             match record.kind() {
+                // Nothing else of the request may come between the fragments
+                // of a row (an end marker included: the row is partial).
+                kind if reassembly.partial.is_some() && kind != RecordKind::Fragment => {
+                    drop(record);
+                    return protocol(
+                        session,
+                        "fragmented row interrupted by another record of its request",
+                        delivery.rows,
+                    );
+                }
+                RecordKind::Fragment if cancel_sent.is_some() => {
+                    // Discarded like data rows after a cancel; a row begun
+                    // counts as a dropped row.
+                    stats.stale_records += 1;
+                    if record.header().flags & fragment::FIRST != 0 {
+                        discarded_rows += 1;
+                    }
+                }
+                RecordKind::Fragment => {
+                    let step = reassembly.push(&record, max_row_bytes);
+                    drop(record);
+                    match step {
+                        Err(detail) => return protocol(session, detail, delivery.rows),
+                        Ok(false) => {}
+                        Ok(true) => {
+                            if let Some(outcome) =
+                                deliver_assembled(session, id, sink, &mut reassembly, delivery)
+                            {
+                                return outcome;
+                            }
+                        }
+                    }
+                }
                 RecordKind::Data if cancel_sent.is_some() => {
                     // Cancelled: the caller wants no more rows. Rows the
                     // child queued before it saw the flag are discarded, not
@@ -291,6 +449,10 @@ fn deliver<S: Sink + ?Sized>(
         {
             session.memory.request_cancel(id);
             cancel_sent = Some(now);
+            // A row in progress will never be delivered now.
+            if reassembly.reset() {
+                discarded_rows += 1;
+            }
         }
         if let Some(sent) = cancel_sent
             && now.duration_since(sent) >= limits.cancel_grace

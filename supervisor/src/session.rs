@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shm_proto::control::{
-    self, ChildFrame, ENV_GENERATION, ENV_PARENT_PID, FrameError, Hello, MAX_FRAME_BYTES,
-    PROTOCOL_VERSION,
+    self, ChildFrame, ENV_GENERATION, ENV_MAX_ROW_BYTES, ENV_PARENT_PID, FrameError, Hello,
+    MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
 use shm_proto::{
     CONTROL_FD, ChildFds, Consumer, ConsumerRemote, RING_FD, RecordKind, RingConfig, RingMemory,
@@ -43,7 +43,7 @@ impl Session {
     /// control socket on fd 4, and waits for its handshake.
     pub(crate) fn start(config: &WorkerConfig, generation: u64) -> Result<Session, Error> {
         let ring = RingConfig::with_capacity(config.ring_capacity)
-            .with_max_payload(config.max_row)
+            .with_max_payload(config.max_record)
             .with_generation(generation);
         ring.validate().map_err(|e| Error::Config {
             reason: e.to_string(),
@@ -60,6 +60,7 @@ impl Session {
             .envs(config.env.iter().map(|(k, v)| (k, v)))
             .env(ENV_GENERATION, generation.to_string())
             .env(ENV_PARENT_PID, std::process::id().to_string())
+            .env(ENV_MAX_ROW_BYTES, config.max_row_bytes.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -115,6 +116,13 @@ impl Session {
             return Err(Error::VersionMismatch {
                 expected: PROTOCOL_VERSION,
                 found: hello.protocol,
+            });
+        }
+        if hello.max_row_bytes != config.max_row_bytes {
+            process.kill_and_reap();
+            return Err(Error::RowLimitMismatch {
+                expected: config.max_row_bytes,
+                found: hello.max_row_bytes,
             });
         }
         if hello.generation != generation {
