@@ -27,7 +27,8 @@ pub struct WorkerConfig {
     /// echoed in its handshake (a mismatch fails the start), enforced by the
     /// child (its write fails with `row_too_large`) and by the supervisor
     /// (a fragmented row announced above it is a protocol error). The
-    /// supervisor's reassembly buffer is bounded by it.
+    /// supervisor's reassembly buffer is bounded by it. At least
+    /// `max_record`.
     pub max_row_bytes: u64,
     /// How long a new child may take to send its handshake.
     pub startup_timeout: Duration,

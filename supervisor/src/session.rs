@@ -48,6 +48,16 @@ impl Session {
         ring.validate().map_err(|e| Error::Config {
             reason: e.to_string(),
         })?;
+        if config.max_row_bytes < config.max_record as u64 {
+            // Rows up to a record are never fragmented, so never checked
+            // against a smaller limit.
+            return Err(Error::Config {
+                reason: format!(
+                    "max_row_bytes ({}) is smaller than max_record ({})",
+                    config.max_row_bytes, config.max_record
+                ),
+            });
+        }
         let memory =
             Arc::new(RingMemory::create(&ring).map_err(|source| Error::RingSetup { source })?);
         let (control, child_end) = UnixStream::pair().map_err(|source| Error::Spawn {
