@@ -9,11 +9,12 @@ use serde_json::value::RawValue;
 use shm_proto::control::{self, ParentFrame, RequestFrame};
 use shm_proto::payload::{Diagnostic, EndPayload, FailureCode, Progress, RuntimeCode};
 use shm_proto::record::fragment;
-use shm_proto::{Readiness, Record, RecordKind, RingError};
+use shm_proto::{Readiness, RecordKind, RingError};
 
 use crate::cancel::CancelToken;
 use crate::error::Error;
 use crate::process::Exit;
+use crate::reassembly::Reassembly;
 use crate::session::{ControlWriter, Session};
 use crate::sink::{Row, Sink};
 use crate::stats::{RestartReason, StreamStats, WorkerStats};
@@ -110,86 +111,6 @@ impl Delivery {
                 total.bytes += s.bytes;
             }
         }
-    }
-}
-
-/// Reassembly buffers above this capacity are freed after their row is
-/// delivered, so a one-off huge row does not pin its memory for the rest of
-/// the request.
-const KEEP_ASSEMBLY_CAPACITY: usize = 4 << 20;
-
-/// A row larger than the ring's maximum record being put back together from
-/// its [`RecordKind::Fragment`] records (framing in `shm_proto::record`).
-/// Every fragment is copied into private memory and released at once, so the
-/// producer keeps streaming; a row is never held in the ring.
-#[derive(Default)]
-struct Reassembly {
-    /// The row in progress: its stream and announced total length.
-    partial: Option<(u16, usize)>,
-    /// The bytes so far (private memory, bounded by the per-row limit).
-    buf: Vec<u8>,
-}
-
-impl Reassembly {
-    /// Takes in one fragment; `Ok(true)` once the row is complete in `buf`.
-    /// Every violation of the framing is a protocol error.
-    #[cold]
-    #[inline(never)]
-    fn push(&mut self, record: &Record<'_>, max_row_bytes: u64) -> Result<bool, &'static str> {
-        let flags = record.header().flags;
-        if flags & !(fragment::FIRST | fragment::LAST) != 0 {
-            return Err("fragment with unknown flags");
-        }
-        let from = match (self.partial, flags & fragment::FIRST != 0) {
-            (Some(_), true) => return Err("a fragmented row began inside another one"),
-            (None, false) => return Err("continuation fragment without a first fragment"),
-            (None, true) => {
-                let Some(prefix) = record.copy_prefix::<{ fragment::TOTAL_PREFIX_BYTES }>() else {
-                    return Err("first fragment shorter than its length prefix");
-                };
-                let total = u64::from_le_bytes(prefix);
-                // Checked before anything is allocated or accumulated.
-                if total > max_row_bytes {
-                    return Err("fragmented row announced above the per-row limit");
-                }
-                let total = usize::try_from(total).map_err(|_| "row length overflows usize")?;
-                self.buf.clear();
-                self.buf.reserve_exact(total);
-                self.partial = Some((record.stream(), total));
-                fragment::TOTAL_PREFIX_BYTES
-            }
-            (Some((stream, _)), false) => {
-                if record.stream() != stream {
-                    return Err("fragment on another stream than the first of its row");
-                }
-                0
-            }
-        };
-        let Some((_, total)) = self.partial else {
-            unreachable!("set above")
-        };
-        let len = (record.header().len as usize).saturating_sub(from);
-        if self.buf.len() + len > total {
-            return Err("fragments exceed the announced row length");
-        }
-        record.append_payload_into(from, &mut self.buf);
-        if flags & fragment::LAST == 0 {
-            return Ok(false);
-        }
-        if self.buf.len() != total {
-            return Err("last fragment does not complete the announced row length");
-        }
-        Ok(true)
-    }
-
-    /// Forgets the row in progress (delivered or abandoned), freeing a buffer
-    /// grown past [`KEEP_ASSEMBLY_CAPACITY`]. True if a row was in progress.
-    fn reset(&mut self) -> bool {
-        self.buf.clear();
-        if self.buf.capacity() > KEEP_ASSEMBLY_CAPACITY {
-            self.buf = Vec::new();
-        }
-        self.partial.take().is_some()
     }
 }
 
