@@ -8,6 +8,7 @@
 //! - [`ring_case`]: throughput over the ring.
 //! - [`baseline`]: throughput over the pipe + JSON baseline.
 //! - [`e2e`]: throughput through the public `Worker::stream` API.
+//! - [`large_rows`]: rows larger than the ring's records, end to end.
 //! - [`latency`]: idle CPU, ring wake-up vs bare futex wake-up latency.
 //! - [`pin`]: parent and children on separate CPUs.
 //! - [`report`]: the table, JSON lines and targets.
@@ -18,6 +19,7 @@ pub mod baseline;
 pub mod checksum;
 pub mod child;
 pub mod e2e;
+pub mod large_rows;
 pub mod latency;
 pub mod pin;
 pub mod report;

@@ -6,8 +6,10 @@ use shm_proto::record::fragment;
 
 /// Reassembly buffers above this capacity are freed after their row is
 /// delivered, so a one-off huge row does not pin its memory for the rest of
-/// the request.
-const KEEP_ASSEMBLY_CAPACITY: usize = 4 << 20;
+/// the request; up to it, the buffer is reused by the next large row (a
+/// fresh allocation costs a page fault per 4 KiB, as much as the copy).
+/// Whatever is kept is freed when the request ends.
+const KEEP_ASSEMBLY_CAPACITY: usize = 32 << 20;
 
 /// A row larger than the ring's maximum record being put back together from
 /// its [`RecordKind::Fragment`] records (framing in `shm_proto::record`).
