@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ringworker::{Error, Row, Worker, WorkerConfig};
+use ringworker::{CancelToken, Error, RequestOptions, Row, Worker, WorkerConfig};
 use shm_proto::control::DEFAULT_MAX_ROW_BYTES;
 
 #[path = "support/big_rows.rs"]
@@ -243,4 +243,68 @@ fn a_child_announcing_another_row_limit_fails_the_handshake() {
     // A limit below the record size is refused before anything starts.
     let err = Worker::spawn(config().with_max_row_bytes(MAX_RECORD as u64 - 1)).unwrap_err();
     assert!(matches!(err, Error::Config { .. }), "{err:?}");
+}
+
+#[test]
+fn a_request_cancelled_inside_a_fragmented_row_never_delivers_it() {
+    let mut worker = Worker::spawn(config()).unwrap();
+    let request = BigRowsRequest {
+        rows: vec![
+            small(10),
+            small(20),
+            small(30),
+            RowSpec {
+                len: 64 * MIB,
+                via: Via::Row,
+            },
+            small(40),
+        ],
+        kill_after_bytes: None,
+    };
+    let token = CancelToken::new();
+    let mut got = Vec::new();
+    let mut sink = |row: Row<'_>| {
+        got.push(row.payload.to_vec());
+        // After the small rows, while the big one streams through a ring a
+        // 32nd of its size: the child is blocked inside it.
+        if got.len() == 3 {
+            token.cancel();
+        }
+    };
+    let err = worker
+        .stream_with::<_, BigRowsSummary, _>(
+            BIG_ROWS,
+            &request,
+            &mut sink,
+            RequestOptions::default().cancel(token.clone()),
+        )
+        .unwrap_err();
+    match err {
+        Error::Cancelled {
+            rows_delivered,
+            killed,
+        } => {
+            assert_eq!(rows_delivered, 3);
+            assert!(!killed, "the child honours a cancel inside a big row");
+        }
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+    assert_eq!(got.len(), 3, "the partial row must not be delivered");
+    // The same child serves the next request, big rows included.
+    let request = BigRowsRequest {
+        rows: vec![
+            RowSpec {
+                len: 9 * MIB,
+                via: Via::Row,
+            },
+            small(1),
+        ],
+        kill_after_bytes: None,
+    };
+    let mut got = Vec::new();
+    let summary: BigRowsSummary = worker
+        .stream(BIG_ROWS, &request, &mut collect(&mut got))
+        .unwrap();
+    assert_rows(&got, &request, &[0, 1], &summary);
+    assert_eq!(worker.stats().total_restarts(), 0);
 }

@@ -52,11 +52,11 @@ impl<'a> RowWriter<'a> {
         self.bytes
     }
 
-    /// Largest row written as a single ring record (the same as
-    /// [`RowWriter::max_record`]); larger rows up to
-    /// [`RowWriter::max_row_bytes`] are fragmented.
+    /// Largest row this writer accepts: the per-row limit
+    /// ([`RowWriter::max_row_bytes`]), rows above the maximum record
+    /// ([`RowWriter::max_record`]) being fragmented.
     pub fn max_row(&self) -> usize {
-        self.producer.max_payload()
+        usize::try_from(self.producer.max_row_bytes()).unwrap_or(usize::MAX)
     }
 
     /// The ring's maximum record payload: rows up to this length are one
