@@ -38,6 +38,10 @@ pub const ENV_MAX_ROW_BYTES: &str = "RINGWORKER_MAX_ROW_BYTES";
 /// The per-row limit when none is configured: 256 MiB.
 pub const DEFAULT_MAX_ROW_BYTES: u64 = 256 << 20;
 
+fn default_max_row_bytes() -> u64 {
+    DEFAULT_MAX_ROW_BYTES
+}
+
 /// Environment variable holding the supervisor's pid, which the child
 /// re-checks after registering for the parent-death signal.
 pub const ENV_PARENT_PID: &str = "RINGWORKER_PARENT_PID";
@@ -81,7 +85,9 @@ pub struct Hello {
     /// The largest row the child writes (fragmented when it exceeds the
     /// ring's maximum record): the limit it was given in
     /// [`ENV_MAX_ROW_BYTES`], echoed so the supervisor can check both sides
-    /// agree.
+    /// agree. Defaulted when absent, so a child of an older protocol is
+    /// refused for its version, not for a missing field.
+    #[serde(default = "default_max_row_bytes")]
     pub max_row_bytes: u64,
 }
 

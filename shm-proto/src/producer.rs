@@ -35,6 +35,9 @@ pub struct ProducerStats {
     pub json_retries: u64,
 }
 
+/// Capacity above which the JSON scratch buffer is freed after use.
+const KEEP_JSON_SCRATCH: usize = 32 << 20;
+
 /// The producer half. One per ring; not `Clone`.
 pub struct Producer {
     memory: Arc<RingMemory>,
@@ -233,6 +236,11 @@ impl Producer {
                         .map(|()| scratch.len())
                     });
                 self.json_hint = (scratch.len() + scratch.len() / 2 + 8).min(self.max_payload);
+                // Kept for the next large value, unless it grew so large (a
+                // one-off huge row) that keeping it would pin the memory.
+                if scratch.capacity() > KEEP_JSON_SCRATCH {
+                    scratch = Vec::new();
+                }
                 self.json_scratch = scratch;
                 result
             }
