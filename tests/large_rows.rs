@@ -103,6 +103,7 @@ fn a_64_mib_row_through_a_2_mib_ring_arrives_byte_exact_between_small_rows() {
             small(1),
         ],
         kill_after_bytes: None,
+        forge_interrupted: false,
     };
     let mut got = Vec::new();
     let summary: BigRowsSummary = worker
@@ -148,6 +149,7 @@ fn a_row_over_the_limit_fails_typed_and_the_request_goes_on() {
             small(30),
         ],
         kill_after_bytes: None,
+        forge_interrupted: false,
     };
     let mut got = Vec::new();
     let summary: BigRowsSummary = worker
@@ -176,6 +178,7 @@ fn a_child_killed_inside_a_fragmented_row_delivers_only_the_rows_before_it() {
         ],
         // Well inside the 64 MiB row, far from its end.
         kill_after_bytes: Some(8 * MIB as u64),
+        forge_interrupted: false,
     };
     let mut got = Vec::new();
     let err = worker
@@ -206,6 +209,7 @@ fn a_child_killed_inside_a_fragmented_row_delivers_only_the_rows_before_it() {
             },
         ],
         kill_after_bytes: None,
+        forge_interrupted: false,
     };
     let mut got = Vec::new();
     let summary: BigRowsSummary = worker
@@ -237,6 +241,7 @@ fn a_child_announcing_another_row_limit_fails_the_handshake() {
     let request = BigRowsRequest {
         rows: vec![small(LIMIT), small(LIMIT + 1)],
         kill_after_bytes: None,
+        forge_interrupted: false,
     };
     let summary: BigRowsSummary = worker.call(BIG_ROWS, &request).unwrap();
     assert_eq!(summary.too_large, vec![1]);
@@ -260,6 +265,7 @@ fn a_request_cancelled_inside_a_fragmented_row_never_delivers_it() {
             small(40),
         ],
         kill_after_bytes: None,
+        forge_interrupted: false,
     };
     let token = CancelToken::new();
     let mut got = Vec::new();
@@ -300,6 +306,7 @@ fn a_request_cancelled_inside_a_fragmented_row_never_delivers_it() {
             small(1),
         ],
         kill_after_bytes: None,
+        forge_interrupted: false,
     };
     let mut got = Vec::new();
     let summary: BigRowsSummary = worker
@@ -307,4 +314,47 @@ fn a_request_cancelled_inside_a_fragmented_row_never_delivers_it() {
         .unwrap();
     assert_rows(&got, &request, &[0, 1], &summary);
     assert_eq!(worker.stats().total_restarts(), 0);
+}
+
+#[test]
+fn a_fragmented_row_interrupted_by_another_record_is_a_protocol_error() {
+    let mut worker = Worker::spawn(config()).unwrap();
+    let request = BigRowsRequest {
+        rows: vec![small(10), small(20)],
+        kill_after_bytes: None,
+        forge_interrupted: true,
+    };
+    let mut got = Vec::new();
+    let err = worker
+        .stream::<_, BigRowsSummary, _>(BIG_ROWS, &request, &mut collect(&mut got))
+        .unwrap_err();
+    match err {
+        Error::Protocol {
+            rows_delivered,
+            ref detail,
+        } => {
+            assert_eq!(rows_delivered, 2, "{detail}");
+            assert!(detail.contains("interrupted"), "{detail}");
+        }
+        other => panic!("expected Protocol, got {other:?}"),
+    }
+    assert_eq!(
+        got.len(),
+        2,
+        "neither the partial nor the forged row is delivered"
+    );
+    let request = BigRowsRequest {
+        rows: vec![RowSpec {
+            len: 3 * MIB,
+            via: Via::Json,
+        }],
+        kill_after_bytes: None,
+        forge_interrupted: false,
+    };
+    let mut got = Vec::new();
+    let summary: BigRowsSummary = worker
+        .stream(BIG_ROWS, &request, &mut collect(&mut got))
+        .unwrap();
+    assert_rows(&got, &request, &[0], &summary);
+    assert_eq!(worker.stats().total_restarts(), 1);
 }

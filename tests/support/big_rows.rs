@@ -7,8 +7,9 @@
 
 use ringworker_child::{ChildRuntime, CommandError, RowWriter};
 use serde::{Deserialize, Serialize};
-use shm_proto::HeaderWord;
 use shm_proto::payload::{FailureCode, RuntimeCode};
+use shm_proto::record::fragment;
+use shm_proto::{HEADER_BYTES, HeaderWord, RecordKind, record_size};
 
 /// The command's name.
 pub const BIG_ROWS: &str = "big_rows";
@@ -47,6 +48,11 @@ pub struct BigRowsRequest {
     /// bytes past where it was when the command started.
     #[serde(default)]
     pub kill_after_bytes: Option<u64>,
+    /// After the rows, forge (raw bytes, no producer) the first fragment of
+    /// a row and then an ordinary row of the same request, then linger: a
+    /// fragmented row interrupted, which the supervisor must refuse.
+    #[serde(default)]
+    pub forge_interrupted: bool,
 }
 
 /// Summary of [`BIG_ROWS`].
@@ -173,5 +179,46 @@ fn big_rows(
             Err(err) => return Err(err),
         }
     }
+    if request.forge_interrupted {
+        forge_interrupted(writer);
+    }
     Ok(summary)
+}
+
+/// Writes a first fragment (announcing 1 MiB, carrying 8 bytes) and a data
+/// row straight into the ring after everything published, publishes both by
+/// storing the write index, and waits to be killed.
+fn forge_interrupted(writer: &mut RowWriter<'_>) -> ! {
+    writer.flush();
+    let request = writer.request();
+    let memory = writer.ring_memory().clone();
+    let head = memory.debug_load(HeaderWord::WriteIndex);
+    let mask = memory.capacity() as u64 - 1;
+    let mut bytes = Vec::new();
+    let mut record = |kind: RecordKind, flags: u8, payload: &[u8]| {
+        // The 16-byte record header: len, kind, flags, stream, request.
+        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&[kind as u8, flags]);
+        bytes.extend_from_slice(&0u16.to_le_bytes());
+        bytes.extend_from_slice(&request.to_le_bytes());
+        bytes.extend_from_slice(payload);
+        bytes.resize(bytes.len().next_multiple_of(8), 0);
+    };
+    let mut first = (1u64 << 20).to_le_bytes().to_vec();
+    first.extend_from_slice(&[7; 8]);
+    record(RecordKind::Fragment, fragment::FIRST, &first);
+    record(RecordKind::Data, 0, b"in the middle");
+    assert_eq!(bytes.len(), record_size(16) + record_size(13));
+    let pos = (head & mask) as usize;
+    assert!(
+        pos + bytes.len() <= memory.capacity(),
+        "forged records would wrap"
+    );
+    memory
+        .debug_write_bytes(HEADER_BYTES + pos, &bytes)
+        .unwrap();
+    memory.debug_store(HeaderWord::WriteIndex, head + bytes.len() as u64);
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
