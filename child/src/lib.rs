@@ -33,9 +33,7 @@
 //!
 //! fn squares(req: Squares, out: &mut RowWriter<'_>) -> Result<Done, CommandError> {
 //!     for i in 0..req.n {
-//!         if out.is_cancelled() {
-//!             return Err(CommandError::cancelled());
-//!         }
+//!         ringworker_child::check_cancelled(out)?;
 //!         out.json(0, &(i, i * i))?; // serialized straight into shared memory
 //!     }
 //!     Ok(Done { rows: req.n })
