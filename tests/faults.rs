@@ -205,14 +205,16 @@ fn busy_heartbeat_is_not_hung_but_times_out() {
 }
 
 #[test]
-fn oversized_record_is_a_worker_error_and_keeps_the_child() {
+fn oversized_row_is_a_worker_error_and_keeps_the_child() {
+    // One byte over the per-row limit (rows over the maximum record are
+    // fragmented, not refused).
     let err = fault_case(fixture(), Fault::Oversized, RequestOptions::default(), None);
     let Error::Worker { code, .. } = &err else {
         panic!("{err:?}");
     };
     assert_eq!(
         *code,
-        FailureCode::Runtime(RuntimeCode::RecordTooLarge),
+        FailureCode::Runtime(RuntimeCode::RowTooLarge),
         "{err}"
     );
 }

@@ -12,6 +12,8 @@ use ringworker_child::{ChildRuntime, CommandError, RowWriter, builtins, check_ca
 use ringworker_testkit::faults;
 use shm_proto::HeaderWord;
 
+#[path = "support/big_rows.rs"]
+mod big_rows;
 #[path = "support/contract.rs"]
 mod contract;
 
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         "reports a cancellation the supervisor never asked for",
         self_cancel,
     );
+    worker = big_rows::register(worker);
     if let Some(protocol) = env_number("FIXTURE_PROTOCOL") {
         worker = worker.announce_protocol(protocol as u32);
     }

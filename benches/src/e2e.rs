@@ -15,9 +15,8 @@ pub const WORKER_SUBCOMMAND: &str = "__worker";
 
 /// Serves the built-in commands (never returns while the supervisor lives).
 pub fn run_worker() -> Result<()> {
-    ringworker_child::builtins::register(ringworker_child::ChildRuntime::new(
-        "ringbench-worker",
-        env!("CARGO_PKG_VERSION"),
+    crate::large_rows::register(ringworker_child::builtins::register(
+        ringworker_child::ChildRuntime::new("ringbench-worker", env!("CARGO_PKG_VERSION")),
     ))
     .run()
     .context("serving as a ringworker worker")

@@ -10,6 +10,7 @@
 //!   two processes.
 //! - [`baseline`]: throughput over the pipe + JSON baseline.
 //! - [`e2e`]: throughput through the public `Worker::stream` API.
+//! - [`large_rows`]: rows larger than the ring's records, end to end.
 //! - `peer_iceoryx2` (feature `peers`): the same rows over iceoryx2.
 //! - [`latency`]: idle CPU, ring wake-up vs bare futex wake-up latency.
 //! - [`pin`]: parent and children on separate CPUs.
@@ -25,6 +26,7 @@ pub mod ceiling;
 pub mod checksum;
 pub mod child;
 pub mod e2e;
+pub mod large_rows;
 pub mod latency;
 #[cfg(feature = "peers")]
 #[allow(unsafe_code)]

@@ -117,6 +117,9 @@ impl From<RingError> for CommandError {
             RingError::RecordTooLarge { .. } => {
                 Self::runtime(RuntimeCode::RecordTooLarge, err.to_string())
             }
+            RingError::RowTooLarge { .. } => {
+                Self::runtime(RuntimeCode::RowTooLarge, err.to_string())
+            }
             other => Self::runtime(RuntimeCode::Ring, other.to_string()),
         }
     }

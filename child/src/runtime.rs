@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shm_proto::control::{
-    self, ChildFrame, ENV_GENERATION, ENV_PARENT_PID, Hello, MAX_FRAME_BYTES, PROTOCOL_VERSION,
-    ParentFrame, RequestFrame,
+    self, ChildFrame, DEFAULT_MAX_ROW_BYTES, ENV_GENERATION, ENV_MAX_ROW_BYTES, ENV_PARENT_PID,
+    Hello, MAX_FRAME_BYTES, PROTOCOL_VERSION, ParentFrame, RequestFrame,
 };
 use shm_proto::payload::{EndPayload, RuntimeCode};
 use shm_proto::{CONTROL_FD, Command, Producer, RING_FD, RecordKind, RecordMeta, RingMemory};
@@ -27,6 +27,11 @@ pub struct ChildRuntime {
     version: String,
     registry: Registry,
     protocol: u32,
+    /// The per-row limit: from [`ENV_MAX_ROW_BYTES`] in [`ChildRuntime::run`],
+    /// the default otherwise.
+    max_row_bytes: u64,
+    /// Announce this limit in the handshake instead of the one enforced.
+    announced_max_row_bytes: Option<u64>,
 }
 
 impl ChildRuntime {
@@ -37,7 +42,25 @@ impl ChildRuntime {
             version: version.into(),
             registry: Registry::default(),
             protocol: PROTOCOL_VERSION,
+            max_row_bytes: DEFAULT_MAX_ROW_BYTES,
+            announced_max_row_bytes: None,
         }
+    }
+
+    /// Sets the per-row limit (rows above it fail with the runtime code
+    /// `row_too_large`). [`ChildRuntime::run`] takes it from the supervisor
+    /// (environment) instead; for [`ChildRuntime::serve`] in-process.
+    pub fn with_max_row_bytes(mut self, bytes: u64) -> Self {
+        self.max_row_bytes = bytes;
+        self
+    }
+
+    /// Announces another per-row limit in the handshake than the one the
+    /// supervisor gave: for testing a supervisor's limit check only.
+    #[doc(hidden)]
+    pub fn announce_max_row_bytes(mut self, bytes: u64) -> Self {
+        self.announced_max_row_bytes = Some(bytes);
+        self
     }
 
     /// Announces another protocol version in the handshake: for testing a
@@ -78,8 +101,14 @@ impl ChildRuntime {
     /// the parent, takes over the inherited ring and control fds, sends the
     /// handshake and serves requests until the supervisor says shutdown or
     /// closes the control channel.
-    pub fn run(self) -> Result<(), ChildError> {
+    pub fn run(mut self) -> Result<(), ChildError> {
         guard_parent()?;
+        if let Some(limit) = std::env::var(ENV_MAX_ROW_BYTES)
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            self.max_row_bytes = limit;
+        }
         let ring = shm_proto::take_inherited(RING_FD).map_err(|source| ChildError::MissingFd {
             fd: RING_FD,
             source,
@@ -113,6 +142,7 @@ impl ChildRuntime {
         mut control: UnixStream,
     ) -> Result<(), ChildError> {
         let mut producer = Producer::new(memory.clone())?;
+        producer.set_max_row_bytes(self.max_row_bytes);
         let hello = ChildFrame::Hello(
             Hello::new(
                 self.name.clone(),
@@ -121,7 +151,8 @@ impl ChildRuntime {
                 std::process::id(),
                 self.registry.infos(),
             )
-            .with_protocol(self.protocol),
+            .with_protocol(self.protocol)
+            .with_max_row_bytes(self.announced_max_row_bytes.unwrap_or(self.max_row_bytes)),
         );
         control::write_frame(&mut control, &hello)?;
         loop {
@@ -154,7 +185,12 @@ impl ChildRuntime {
             Some(handler) => {
                 let mut writer = RowWriter::new(producer, id);
                 match catch_unwind(AssertUnwindSafe(|| handler(&request.args, &mut writer))) {
-                    Ok(outcome) => outcome,
+                    // A large reserved row whose commit failed (cancelled,
+                    // ring closed) fails a request its command ended `Ok`.
+                    Ok(outcome) => match writer.take_deferred_error() {
+                        Some(err) if outcome.is_ok() => Err(err),
+                        _ => outcome,
+                    },
                     Err(panic) => {
                         let message = panic_message(&*panic);
                         let failure = CommandError::runtime(RuntimeCode::Panic, message);

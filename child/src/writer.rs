@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 
 use serde::Serialize;
 use shm_proto::payload::{Diagnostic, Level, Progress};
-use shm_proto::{Producer, RecordKind, RecordMeta, Slot};
+use shm_proto::{Producer, RecordKind, RecordMeta, RingError, Slot};
 
 use crate::error::CommandError;
 
@@ -17,6 +17,9 @@ pub struct RowWriter<'a> {
     request: u64,
     rows: u64,
     bytes: u64,
+    /// The failure of a large [`RowSlot`]'s commit, reported as the
+    /// request's outcome if the command ends `Ok`.
+    deferred: Option<CommandError>,
 }
 
 impl<'a> RowWriter<'a> {
@@ -26,7 +29,12 @@ impl<'a> RowWriter<'a> {
             request,
             rows: 0,
             bytes: 0,
+            deferred: None,
         }
+    }
+
+    pub(crate) fn take_deferred_error(&mut self) -> Option<CommandError> {
+        self.deferred.take()
     }
 
     /// The id of the request being served.
@@ -44,16 +52,42 @@ impl<'a> RowWriter<'a> {
         self.bytes
     }
 
-    /// Largest row payload the ring accepts.
+    /// Largest row this writer accepts: the per-row limit
+    /// ([`RowWriter::max_row_bytes`]), rows above the maximum record
+    /// ([`RowWriter::max_record`]) being fragmented.
     pub fn max_row(&self) -> usize {
+        usize::try_from(self.producer.max_row_bytes()).unwrap_or(usize::MAX)
+    }
+
+    /// The ring's maximum record payload: rows up to this length are one
+    /// record (and reach the sink borrowed from the ring); longer ones travel
+    /// as fragments and are reassembled by the supervisor.
+    pub fn max_record(&self) -> usize {
         self.producer.max_payload()
     }
 
-    /// Copies `payload` into a row on `stream`.
+    /// The per-row limit agreed with the supervisor in the handshake: a
+    /// longer row fails with the runtime code `row_too_large` and nothing of
+    /// it is delivered; the request goes on.
+    pub fn max_row_bytes(&self) -> u64 {
+        self.producer.max_row_bytes()
+    }
+
+    /// Copies `payload` into a row on `stream`. A row longer than the maximum
+    /// record is written as fragments (out of line) up to
+    /// [`RowWriter::max_row_bytes`]; above that the write fails with the
+    /// runtime code `row_too_large`, writes nothing, and the command may go on.
     #[inline]
     pub fn row(&mut self, stream: u16, payload: &[u8]) -> Result<(), CommandError> {
-        self.producer
-            .push(RecordMeta::data(self.request, stream), payload)?;
+        let meta = RecordMeta::data(self.request, stream);
+        match self.producer.push(meta, payload) {
+            Ok(()) => {}
+            // Checked before anything is written: take the fragment path.
+            Err(RingError::RecordTooLarge { .. }) => {
+                self.producer.push_fragmented(meta, payload)?
+            }
+            Err(err) => return Err(err.into()),
+        }
         self.count(payload.len());
         Ok(())
     }
@@ -62,13 +96,43 @@ impl<'a> RowWriter<'a> {
     /// committed with [`RowSlot::commit`] / [`RowSlot::commit_len`]. The row
     /// is counted (with the bytes committed) when it is committed; a slot
     /// dropped uncommitted is no row.
+    ///
+    /// A `len` above the maximum record (up to [`RowWriter::max_row_bytes`],
+    /// else `row_too_large`) gets a slot in private memory that is written to
+    /// the ring as fragments on commit: a large row cannot be built in place,
+    /// because the ring may be smaller than the row. Such a commit can fail
+    /// (the request was cancelled, the ring closed) after the command moved
+    /// on; the failure is then the request's outcome, unless the command
+    /// fails itself. [`RowSlot::try_commit`] reports it at once instead.
     #[inline]
     pub fn reserve(&mut self, stream: u16, len: usize) -> Result<RowSlot<'_>, CommandError> {
-        let slot = self
-            .producer
-            .reserve(RecordMeta::data(self.request, stream), len)?;
+        let meta = RecordMeta::data(self.request, stream);
+        if len > self.producer.max_payload() {
+            return self.reserve_large(meta, len);
+        }
+        let slot = self.producer.reserve(meta, len)?;
         Ok(RowSlot {
-            slot,
+            inner: SlotInner::Ring(slot),
+            len,
+            rows: &mut self.rows,
+            bytes: &mut self.bytes,
+        })
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn reserve_large(&mut self, meta: RecordMeta, len: usize) -> Result<RowSlot<'_>, CommandError> {
+        let max = self.producer.max_row_bytes();
+        if len as u64 > max {
+            return Err(RingError::RowTooLarge { len, max }.into());
+        }
+        Ok(RowSlot {
+            inner: SlotInner::Private(Box::new(PrivateSlot {
+                producer: &mut *self.producer,
+                meta,
+                buf: vec![0; len],
+                deferred: &mut self.deferred,
+            })),
             len,
             rows: &mut self.rows,
             bytes: &mut self.bytes,
@@ -169,18 +233,51 @@ pub fn check_cancelled(writer: &RowWriter<'_>) -> Result<(), CommandError> {
 /// the supervisor and nothing is counted).
 #[must_use = "a reserved row is written only when committed"]
 pub struct RowSlot<'w> {
-    slot: Slot<'w>,
+    inner: SlotInner<'w>,
     len: usize,
     // The writer's counters, bumped on commit only.
     rows: &'w mut u64,
     bytes: &'w mut u64,
 }
 
+/// Where a reserved row lives until it is committed.
+enum SlotInner<'w> {
+    /// In the ring, written in place (rows up to the maximum record).
+    Ring(Slot<'w>),
+    /// In private memory, fragmented into the ring on commit (boxed so the
+    /// common variant stays small).
+    Private(Box<PrivateSlot<'w>>),
+}
+
+struct PrivateSlot<'w> {
+    producer: &'w mut Producer,
+    meta: RecordMeta,
+    buf: Vec<u8>,
+    deferred: &'w mut Option<CommandError>,
+}
+
+impl PrivateSlot<'_> {
+    #[cold]
+    #[inline(never)]
+    fn write(&mut self, used: usize) -> Result<(), CommandError> {
+        let row = &self.buf[..used];
+        if used <= self.producer.max_payload() {
+            self.producer.push(self.meta, row)?;
+        } else {
+            self.producer.push_fragmented(self.meta, row)?;
+        }
+        Ok(())
+    }
+}
+
 impl RowSlot<'_> {
     /// The reserved payload bytes (their prior content is unspecified).
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
-        self.slot.payload_mut()
+        match &mut self.inner {
+            SlotInner::Ring(slot) => slot.payload_mut(),
+            SlotInner::Private(private) => &mut private.buf,
+        }
     }
 
     /// Copies `src` into the payload at `offset`.
@@ -189,7 +286,12 @@ impl RowSlot<'_> {
     /// If `offset + src.len()` exceeds the reserved length.
     #[inline(always)]
     pub fn copy_at(&mut self, offset: usize, src: &[u8]) {
-        self.slot.copy_at(offset, src);
+        match &mut self.inner {
+            SlotInner::Ring(slot) => slot.copy_at(offset, src),
+            SlotInner::Private(private) => {
+                private.buf[offset..offset + src.len()].copy_from_slice(src)
+            }
+        }
     }
 
     /// The reserved length.
@@ -211,14 +313,63 @@ impl RowSlot<'_> {
         self.commit_len(len);
     }
 
-    /// Commits the first `used` bytes (at most the reserved length) as one row.
+    /// Commits the first `used` bytes (at most the reserved length) as one
+    /// row. For a large slot (see [`RowWriter::reserve`]) a failure to write
+    /// it becomes the request's outcome; use [`RowSlot::try_commit_len`] to
+    /// see it here.
     #[inline]
     pub fn commit_len(self, used: usize) {
-        let used = used.min(self.len);
-        *self.rows += 1;
-        *self.bytes += used as u64;
-        self.slot.commit_len(used);
+        match self.inner {
+            SlotInner::Ring(slot) => {
+                let used = used.min(self.len);
+                *self.rows += 1;
+                *self.bytes += used as u64;
+                slot.commit_len(used);
+            }
+            SlotInner::Private(mut private) => {
+                if let Err(err) = commit_private(&mut private, used, self.rows, self.bytes) {
+                    private.deferred.get_or_insert(err);
+                }
+            }
+        }
     }
+
+    /// Commits the whole reserved length, reporting a failure to write a
+    /// large slot to the ring (cancellation, a closed ring) here.
+    #[inline]
+    pub fn try_commit(self) -> Result<(), CommandError> {
+        let len = self.len;
+        self.try_commit_len(len)
+    }
+
+    /// Commits the first `used` bytes, reporting a failure to write a large
+    /// slot here (a slot in the ring cannot fail to commit).
+    #[inline]
+    pub fn try_commit_len(self, used: usize) -> Result<(), CommandError> {
+        match self.inner {
+            SlotInner::Ring(_) => {
+                self.commit_len(used);
+                Ok(())
+            }
+            SlotInner::Private(mut private) => {
+                commit_private(&mut private, used, self.rows, self.bytes)
+            }
+        }
+    }
+}
+
+#[cold]
+fn commit_private(
+    private: &mut PrivateSlot<'_>,
+    used: usize,
+    rows: &mut u64,
+    bytes: &mut u64,
+) -> Result<(), CommandError> {
+    let used = used.min(private.buf.len());
+    private.write(used)?;
+    *rows += 1;
+    *bytes += used as u64;
+    Ok(())
 }
 
 /// The row writer of a typed command

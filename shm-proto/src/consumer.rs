@@ -667,6 +667,43 @@ impl Record<'_> {
         // SAFETY: the first `len` bytes were just initialized by the copy.
         unsafe { buf.set_len(len) };
     }
+
+    /// Appends the payload bytes from offset `from` on (none if `from` is
+    /// past the end) to `buf`, through raw pointers like
+    /// [`Record::copy_payload_into`]: how fragments of a large row are
+    /// reassembled in private memory. Returns the bytes appended.
+    #[inline]
+    pub fn append_payload_into(&self, from: usize, buf: &mut Vec<u8>) -> usize {
+        let len = (self.header.len as usize).saturating_sub(from);
+        if len == 0 {
+            return 0;
+        }
+        buf.reserve(len);
+        let old = buf.len();
+        // A `memcpy` of plain bytes from the mapping into `buf`'s spare
+        // capacity (private heap, no overlap); `from < header.len` here.
+        // SAFETY: `payload + from .. + len` is in the mapping (field invariant), capacity >= old + len.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.payload.add(from), buf.as_mut_ptr().add(old), len)
+        };
+        // SAFETY: the `len` bytes after `old` were just initialized by the copy.
+        unsafe { buf.set_len(old + len) };
+        len
+    }
+
+    /// Copies the first `N` payload bytes out (raw-pointer copy into a private
+    /// array), or `None` if the payload is shorter.
+    #[inline]
+    pub fn copy_prefix<const N: usize>(&self) -> Option<[u8; N]> {
+        if (self.header.len as usize) < N {
+            return None;
+        }
+        let mut out = [0u8; N];
+        // Plain bytes from the mapping into a private array, no overlap.
+        // SAFETY: `N <= header.len` bytes from `payload` are in the mapping (field invariant).
+        unsafe { std::ptr::copy_nonoverlapping(self.payload, out.as_mut_ptr(), N) };
+        Some(out)
+    }
 }
 
 impl Drop for Record<'_> {

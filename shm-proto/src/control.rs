@@ -19,8 +19,9 @@ use crate::ErrorKind;
 /// Version of the control protocol and of the payloads of ring records
 /// ([`payload`](crate::payload)). A child that speaks another version is
 /// refused at handshake. 2: failure codes say whether the runtime or the
-/// command reported them.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// command reported them. 3: rows larger than the maximum record travel as
+/// fragments, and [`Hello`] echoes the per-row limit ([`ENV_MAX_ROW_BYTES`]).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest control frame either side accepts.
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
@@ -28,6 +29,18 @@ pub const MAX_FRAME_BYTES: usize = 1 << 20;
 /// Environment variable through which a supervisor tells the child the
 /// generation of its ring (checked on attach).
 pub const ENV_GENERATION: &str = "RINGWORKER_GENERATION";
+
+/// Environment variable through which a supervisor tells the child the
+/// largest row (in bytes, decimal) it accepts; the child echoes it in
+/// [`Hello::max_row_bytes`] and refuses larger rows itself.
+pub const ENV_MAX_ROW_BYTES: &str = "RINGWORKER_MAX_ROW_BYTES";
+
+/// The per-row limit when none is configured: 256 MiB.
+pub const DEFAULT_MAX_ROW_BYTES: u64 = 256 << 20;
+
+fn default_max_row_bytes() -> u64 {
+    DEFAULT_MAX_ROW_BYTES
+}
 
 /// Environment variable holding the supervisor's pid, which the child
 /// re-checks after registering for the parent-death signal.
@@ -69,6 +82,13 @@ pub struct Hello {
     pub pid: u32,
     /// Commands the worker serves.
     pub commands: Vec<CommandInfo>,
+    /// The largest row the child writes (fragmented when it exceeds the
+    /// ring's maximum record): the limit it was given in
+    /// [`ENV_MAX_ROW_BYTES`], echoed so the supervisor can check both sides
+    /// agree. Defaulted when absent, so a child of an older protocol is
+    /// refused for its version, not for a missing field.
+    #[serde(default = "default_max_row_bytes")]
+    pub max_row_bytes: u64,
 }
 
 impl Hello {
@@ -88,7 +108,14 @@ impl Hello {
             generation,
             pid,
             commands,
+            max_row_bytes: DEFAULT_MAX_ROW_BYTES,
         }
+    }
+
+    /// Announces the per-row limit the child enforces.
+    pub fn with_max_row_bytes(mut self, max_row_bytes: u64) -> Self {
+        self.max_row_bytes = max_row_bytes;
+        self
     }
 
     /// Announces another protocol version (for testing version checks).

@@ -95,6 +95,15 @@ pub enum RingError {
         /// The ring's maximum payload length.
         max: usize,
     },
+    /// A row is larger than the per-row limit agreed in the handshake (rows
+    /// larger than the maximum record travel as fragments up to that limit).
+    #[error("row of {len} bytes exceeds the per-row limit of {max} bytes")]
+    RowTooLarge {
+        /// The row's length.
+        len: usize,
+        /// The per-row limit.
+        max: u64,
+    },
     /// The peer wrote values into shared memory that break the ring's invariants.
     #[error("ring memory corrupted: {field:?} (found {found:#x}, {detail})")]
     Corrupt {
@@ -167,6 +176,7 @@ impl RingError {
         match self {
             RingError::InvalidConfig { .. }
             | RingError::RecordTooLarge { .. }
+            | RingError::RowTooLarge { .. }
             | RingError::AlreadyClaimed { .. }
             | RingError::Serialize { .. } => ErrorKind::Usage,
             RingError::Corrupt { .. } => ErrorKind::Corruption,

@@ -23,8 +23,9 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 pub const MAGIC: u64 = u64::from_le_bytes(*b"RNGWRKR\x01");
 
 /// Version of the shared-memory layout described in this module. Bumped on
-/// any change to the header or record format.
-pub const LAYOUT_VERSION: u32 = 1;
+/// any change to the header or record format. 2: fragment records
+/// (`RecordKind::Fragment`) for rows larger than the maximum record.
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// Bytes reserved for the header; record data starts right after, page aligned.
 pub const HEADER_BYTES: usize = 4096;

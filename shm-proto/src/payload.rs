@@ -37,8 +37,11 @@ pub enum RuntimeCode {
     BadRequest,
     /// No command of that name is registered.
     UnknownCommand,
-    /// A row was larger than the ring's maximum record.
+    /// A record (progress, diagnostic, or a row on a ring too small to
+    /// fragment) was larger than the ring's maximum record.
     RecordTooLarge,
+    /// A row was larger than the per-row limit agreed in the handshake.
+    RowTooLarge,
     /// The ring failed under the command (closed, corrupt).
     Ring,
     /// The command's summary could not be serialized.
@@ -54,6 +57,7 @@ impl RuntimeCode {
             RuntimeCode::BadRequest => "bad_request",
             RuntimeCode::UnknownCommand => "unknown_command",
             RuntimeCode::RecordTooLarge => "record_too_large",
+            RuntimeCode::RowTooLarge => "row_too_large",
             RuntimeCode::Ring => "ring",
             RuntimeCode::BadSummary => "bad_summary",
         }
@@ -237,6 +241,7 @@ mod tests {
             RuntimeCode::BadRequest,
             RuntimeCode::UnknownCommand,
             RuntimeCode::RecordTooLarge,
+            RuntimeCode::RowTooLarge,
             RuntimeCode::Ring,
             RuntimeCode::BadSummary,
         ] {

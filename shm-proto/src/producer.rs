@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use crate::error::{ClosedBy, CorruptField, RingError};
 use crate::layout::state;
 use crate::memory::RingMemory;
-use crate::record::{RECORD_HEADER_BYTES, RecordHeader, RecordKind, RecordMeta, record_size};
+use crate::record::{
+    RECORD_HEADER_BYTES, RecordHeader, RecordKind, RecordMeta, fragment, record_size,
+};
 use crate::sync::{Ordering, fence, spin_hint};
 use crate::wait::{WaitStrategy, Wakeup, futex_wait, futex_wake};
 
@@ -33,12 +35,17 @@ pub struct ProducerStats {
     pub json_retries: u64,
 }
 
+/// Capacity above which the JSON scratch buffer is freed after use.
+const KEEP_JSON_SCRATCH: usize = 32 << 20;
+
 /// The producer half. One per ring; not `Clone`.
 pub struct Producer {
     memory: Arc<RingMemory>,
     mask: u64,
     capacity: u64,
     max_payload: usize,
+    /// Largest row [`Producer::push_fragmented`] writes.
+    max_row: u64,
     /// Private write position: everything before it is written, everything
     /// between `published` and it is not yet visible to the consumer.
     head: u64,
@@ -77,6 +84,7 @@ impl Producer {
             mask: capacity - 1,
             capacity,
             max_payload: memory.max_payload(),
+            max_row: crate::control::DEFAULT_MAX_ROW_BYTES,
             head,
             published: head,
             tail_cache: head,
@@ -107,6 +115,18 @@ impl Producer {
     /// Largest payload a record may carry.
     pub fn max_payload(&self) -> usize {
         self.max_payload
+    }
+
+    /// Sets the largest row [`Producer::push_fragmented`] (and so
+    /// [`Producer::push_json`] of a large data row) accepts; default
+    /// [`DEFAULT_MAX_ROW_BYTES`](crate::control::DEFAULT_MAX_ROW_BYTES).
+    pub fn set_max_row_bytes(&mut self, bytes: u64) {
+        self.max_row = bytes;
+    }
+
+    /// The largest row [`Producer::push_fragmented`] accepts.
+    pub fn max_row_bytes(&self) -> u64 {
+        self.max_row
     }
 
     /// Counters so far.
@@ -154,7 +174,7 @@ impl Producer {
         let skip = if size > to_end { to_end } else { 0 };
         // Cancellation only unblocks data rows: the end marker (and progress
         // or diagnostics) of a cancelled request must still get through.
-        let cancellable = if meta.kind == RecordKind::Data {
+        let cancellable = if matches!(meta.kind, RecordKind::Data | RecordKind::Fragment) {
             meta.request
         } else {
             0
@@ -207,13 +227,83 @@ impl Producer {
                 scratch.clear();
                 let result = serde_json::to_writer(&mut scratch, value)
                     .map_err(|source| RingError::Serialize { source })
-                    .and_then(|()| self.push(meta, &scratch).map(|()| scratch.len()));
+                    .and_then(|()| {
+                        if scratch.len() > self.max_payload && meta.kind == RecordKind::Data {
+                            self.push_fragmented(meta, &scratch)
+                        } else {
+                            self.push(meta, &scratch)
+                        }
+                        .map(|()| scratch.len())
+                    });
                 self.json_hint = (scratch.len() + scratch.len() / 2 + 8).min(self.max_payload);
+                // Kept for the next large value, unless it grew so large (a
+                // one-off huge row) that keeping it would pin the memory.
+                if scratch.capacity() > KEEP_JSON_SCRATCH {
+                    scratch = Vec::new();
+                }
                 self.json_scratch = scratch;
                 result
             }
             Err(source) => Err(RingError::Serialize { source }),
         }
+    }
+
+    /// Writes `payload` as one row of `meta` (a [`RecordKind::Data`] meta)
+    /// that may be longer than the maximum record: as a run of
+    /// [`RecordKind::Fragment`] records (framing in [`record`](crate::record)),
+    /// each reserved, filled and committed in turn, so the consumer frees
+    /// space while the row streams and the row may exceed the ring.
+    ///
+    /// Fails with [`RingError::RowTooLarge`] (nothing written) above
+    /// [`Producer::max_row_bytes`], and with [`RingError::RecordTooLarge`]
+    /// (nothing written) if the ring's records are too small to carry
+    /// fragments. A failure while streaming (cancellation, a closed ring)
+    /// leaves a partial row that the consumer never delivers: it is
+    /// cancelled, or the ring is going away.
+    #[cold]
+    #[inline(never)]
+    pub fn push_fragmented(&mut self, meta: RecordMeta, payload: &[u8]) -> Result<(), RingError> {
+        let total = payload.len();
+        if total as u64 > self.max_row {
+            return Err(RingError::RowTooLarge {
+                len: total,
+                max: self.max_row,
+            });
+        }
+        let max = self.max_payload;
+        if max < fragment::MIN_FRAGMENT_PAYLOAD {
+            return Err(RingError::RecordTooLarge { len: total, max });
+        }
+        let piece = |flags: u8| RecordMeta {
+            kind: RecordKind::Fragment,
+            flags,
+            ..meta
+        };
+        let prefix = fragment::TOTAL_PREFIX_BYTES;
+        let first = total.min(max - prefix);
+        let first_flags = if first == total {
+            fragment::FIRST | fragment::LAST
+        } else {
+            fragment::FIRST
+        };
+        let mut slot = self.reserve(piece(first_flags), prefix + first)?;
+        slot.copy_at(0, &(total as u64).to_le_bytes());
+        slot.copy_at(prefix, &payload[..first]);
+        slot.commit();
+        let mut done = first;
+        while done < total {
+            let len = (total - done).min(max);
+            let flags = if done + len == total {
+                fragment::LAST
+            } else {
+                0
+            };
+            let mut slot = self.reserve(piece(flags), len)?;
+            slot.copy_at(0, &payload[done..done + len]);
+            slot.commit();
+            done += len;
+        }
+        Ok(())
     }
 
     /// Makes every committed record visible to the consumer, waking it if it

@@ -8,6 +8,26 @@
 //! padding record is always shorter than `record_size(max_payload)` (the
 //! record that did not fit), and the consumer rejects longer ones: at most
 //! one padding record occurs per wrap.
+//!
+//! # Large rows
+//!
+//! A row longer than the ring's maximum record payload travels as a run of
+//! [`RecordKind::Fragment`] records, every one of them of the same request
+//! and stream, with nothing of that request in between:
+//!
+//! - the first carries [`fragment::FIRST`] in its flags and starts with the
+//!   row's total length as an 8-byte little-endian prefix
+//!   ([`fragment::TOTAL_PREFIX_BYTES`]), followed by the row's first bytes;
+//! - the middle ones carry no flag and only row bytes;
+//! - the last carries [`fragment::LAST`] and completes exactly the announced
+//!   total.
+//!
+//! The announced total lets the consumer check the row against its per-row
+//! limit before it accumulates anything, and preallocate. Each fragment is
+//! an ordinary record for the ring (at most the maximum payload), so the
+//! producer streams fragments while the consumer frees space and a row may be
+//! far larger than the ring itself. Rows that fit one record stay one
+//! [`RecordKind::Data`] record: the small-row path knows nothing of this.
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -49,6 +69,9 @@ pub enum RecordKind {
     Diagnostic = 3,
     /// The end-of-request marker: nothing of this request follows it.
     End = 4,
+    /// A piece of a row larger than the maximum record (see the module docs
+    /// and [`fragment`]).
+    Fragment = 5,
     /// Filler up to the end of the data area; never handed to callers.
     Padding = 0xFF,
 }
@@ -61,10 +84,25 @@ impl RecordKind {
             2 => RecordKind::Progress,
             3 => RecordKind::Diagnostic,
             4 => RecordKind::End,
+            5 => RecordKind::Fragment,
             0xFF => RecordKind::Padding,
             _ => return None,
         })
     }
+}
+
+/// Header flags and framing of [`RecordKind::Fragment`] records.
+pub mod fragment {
+    /// The first fragment of a row: its payload starts with the row's total
+    /// length ([`TOTAL_PREFIX_BYTES`], little endian).
+    pub const FIRST: u8 = 1;
+    /// The last fragment of a row: the row is complete after it.
+    pub const LAST: u8 = 2;
+    /// Length of the total-length prefix of a [`FIRST`] fragment.
+    pub const TOTAL_PREFIX_BYTES: usize = 8;
+    /// The smallest maximum record payload that can carry fragments (a
+    /// prefix and at least as many row bytes).
+    pub const MIN_FRAGMENT_PAYLOAD: usize = 2 * TOTAL_PREFIX_BYTES;
 }
 
 /// Who a record is for and what it is: everything in the header but its length.

@@ -183,7 +183,7 @@ fn write_index_ending_inside_a_record_header_is_reported() {
 
 #[test]
 fn unknown_record_kind_is_reported() {
-    for kind in [0u8, 5, 0x7F, 0xFE] {
+    for kind in [0u8, 6, 0x7F, 0xFE] {
         let mut live = Live::new(4096, 30);
         live.tx.push(RecordMeta::data(1, 0), b"payload").unwrap();
         live.tx.flush();

@@ -19,8 +19,17 @@ pub struct WorkerConfig {
     pub cwd: Option<PathBuf>,
     /// Ring data capacity in bytes (a power of two).
     pub ring_capacity: usize,
-    /// Largest row payload in bytes; at most `ring_capacity / 8 - 16`.
-    pub max_row: usize,
+    /// Largest ring record payload in bytes; at most `ring_capacity / 8 - 16`.
+    /// Rows up to this length are one record (borrowed by the sink); longer
+    /// rows travel as fragments, up to `max_row_bytes`.
+    pub max_record: usize,
+    /// Largest row in bytes (default 256 MiB): passed to the child at spawn,
+    /// echoed in its handshake (a mismatch fails the start), enforced by the
+    /// child (its write fails with `row_too_large`) and by the supervisor
+    /// (a fragmented row announced above it is a protocol error). The
+    /// supervisor's reassembly buffer is bounded by it. At least
+    /// `max_record`.
+    pub max_row_bytes: u64,
     /// How long a new child may take to send its handshake.
     pub startup_timeout: Duration,
     /// Default deadline of a request (none: unbounded).
@@ -35,7 +44,7 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// Defaults: 4 MiB ring, 256 KiB rows, 10 s startup, no request
+    /// Defaults: 4 MiB ring, 256 KiB records, 256 MiB rows, 10 s startup, no request
     /// deadline, 30 s hang detection, 2 s cancel grace, 64 KiB output tails.
     pub fn new(program: impl Into<PathBuf>) -> Self {
         WorkerConfig {
@@ -44,7 +53,8 @@ impl WorkerConfig {
             env: Vec::new(),
             cwd: None,
             ring_capacity: 4 << 20,
-            max_row: 256 << 10,
+            max_record: 256 << 10,
+            max_row_bytes: shm_proto::control::DEFAULT_MAX_ROW_BYTES,
             startup_timeout: Duration::from_secs(10),
             request_timeout: None,
             hang_timeout: Some(Duration::from_secs(30)),
@@ -75,10 +85,16 @@ impl WorkerConfig {
         self
     }
 
-    /// Sets the ring capacity and the largest row.
-    pub fn with_ring(mut self, capacity: usize, max_row: usize) -> Self {
+    /// Sets the ring capacity and the largest record payload.
+    pub fn with_ring(mut self, capacity: usize, max_record: usize) -> Self {
         self.ring_capacity = capacity;
-        self.max_row = max_row;
+        self.max_record = max_record;
+        self
+    }
+
+    /// Sets the largest row (see [`WorkerConfig::max_row_bytes`]).
+    pub fn with_max_row_bytes(mut self, bytes: u64) -> Self {
+        self.max_row_bytes = bytes;
         self
     }
 

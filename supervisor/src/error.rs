@@ -88,6 +88,15 @@ pub enum Error {
         /// The child's.
         found: u32,
     },
+    /// The child announced another per-row limit in its handshake than the
+    /// one it was given ([`WorkerConfig::max_row_bytes`](crate::WorkerConfig::max_row_bytes)).
+    #[error("worker announced a per-row limit of {found} bytes, configured {expected}")]
+    RowLimitMismatch {
+        /// The configured limit.
+        expected: u64,
+        /// The child's.
+        found: u64,
+    },
     /// The worker does not offer the requested command (checked against its
     /// handshake, nothing is sent).
     #[error("worker has no command {command:?} (it offers {available:?})")]
@@ -261,7 +270,8 @@ impl Error {
             Error::Spawn { .. }
             | Error::StartupTimeout { .. }
             | Error::Handshake { .. }
-            | Error::VersionMismatch { .. } => ErrorKind::Startup,
+            | Error::VersionMismatch { .. }
+            | Error::RowLimitMismatch { .. } => ErrorKind::Startup,
             Error::Control { .. }
             | Error::Protocol { .. }
             | Error::RingCorrupt { .. }

@@ -58,6 +58,7 @@ mod config;
 mod error;
 mod output;
 mod process;
+mod reassembly;
 mod request;
 mod session;
 pub mod sink;

@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 use shm_proto::control::{self, ParentFrame, RequestFrame};
 use shm_proto::payload::{Diagnostic, EndPayload, FailureCode, Progress, RuntimeCode};
+use shm_proto::record::fragment;
 use shm_proto::{Readiness, RecordKind, RingError};
 
 use crate::cancel::CancelToken;
 use crate::error::Error;
 use crate::process::Exit;
+use crate::reassembly::Reassembly;
 use crate::session::{ControlWriter, Session};
 use crate::sink::{Row, Sink};
 use crate::stats::{RestartReason, StreamStats, WorkerStats};
@@ -112,6 +114,48 @@ impl Delivery {
     }
 }
 
+/// Hands a reassembled row to the sink as one row with one sequence number;
+/// `Some` if that ends the request.
+#[cold]
+#[inline(never)]
+fn deliver_assembled<S: Sink + ?Sized>(
+    session: &mut Session,
+    id: u64,
+    sink: &mut S,
+    reassembly: &mut Reassembly,
+    delivery: &mut Delivery,
+) -> Option<Outcome> {
+    let (stream, _) = reassembly.partial?;
+    let row = Row {
+        stream,
+        sequence: delivery.rows,
+        payload: &reassembly.buf,
+    };
+    let result = catch_unwind(AssertUnwindSafe(|| sink.row(row)));
+    let len = reassembly.buf.len();
+    reassembly.reset();
+    match result {
+        Ok(Ok(())) => {
+            delivery.add(stream, len);
+            None
+        }
+        Ok(Err(source)) => {
+            session.memory.request_cancel(id);
+            Some(Outcome::abandon(Error::Sink {
+                source,
+                rows_delivered: delivery.rows,
+            }))
+        }
+        Err(panic) => {
+            session.memory.request_cancel(id);
+            Some(Outcome::abandon(Error::SinkPanicked {
+                message: panic_message(&*panic),
+                rows_delivered: delivery.rows,
+            }))
+        }
+    }
+}
+
 /// Runs request `id` on `session`, delivering its rows to `sink`. Generic
 /// over the sink so the per-row call is inlined into the loop.
 pub(crate) fn run<S: Sink + ?Sized>(
@@ -155,6 +199,8 @@ fn deliver<S: Sink + ?Sized>(
     let mut last_heartbeat = session.memory.heartbeat();
     let mut next_liveness = start + LIVENESS_INTERVAL;
     let mut exited = false;
+    let max_row_bytes = session.hello.max_row_bytes;
+    let mut reassembly = Reassembly::default();
     loop {
         // Fast path: everything published, up to a check interval.
         let mut handled = 0u32;
@@ -174,6 +220,39 @@ fn deliver<S: Sink + ?Sized>(
                 continue;
             }
             match record.kind() {
+                // Nothing else of the request may come between the fragments
+                // of a row (an end marker included: the row is partial).
+                kind if reassembly.partial.is_some() && kind != RecordKind::Fragment => {
+                    drop(record);
+                    return protocol(
+                        session,
+                        "fragmented row interrupted by another record of its request",
+                        delivery.rows,
+                    );
+                }
+                RecordKind::Fragment if cancel_sent.is_some() => {
+                    // Discarded like data rows after a cancel; a row begun
+                    // counts as a dropped row.
+                    stats.stale_records += 1;
+                    if record.header().flags & fragment::FIRST != 0 {
+                        discarded_rows += 1;
+                    }
+                }
+                RecordKind::Fragment => {
+                    let step = reassembly.push(&record, max_row_bytes);
+                    drop(record);
+                    match step {
+                        Err(detail) => return protocol(session, detail, delivery.rows),
+                        Ok(false) => {}
+                        Ok(true) => {
+                            if let Some(outcome) =
+                                deliver_assembled(session, id, sink, &mut reassembly, delivery)
+                            {
+                                return outcome;
+                            }
+                        }
+                    }
+                }
                 RecordKind::Data if cancel_sent.is_some() => {
                     // Cancelled: the caller wants no more rows. Rows the
                     // child queued before it saw the flag are discarded, not
@@ -291,6 +370,10 @@ fn deliver<S: Sink + ?Sized>(
         {
             session.memory.request_cancel(id);
             cancel_sent = Some(now);
+            // A row in progress will never be delivered now.
+            if reassembly.reset() {
+                discarded_rows += 1;
+            }
         }
         if let Some(sent) = cancel_sent
             && now.duration_since(sent) >= limits.cancel_grace

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shm_proto::control::{
-    self, ChildFrame, ENV_GENERATION, ENV_PARENT_PID, FrameError, Hello, MAX_FRAME_BYTES,
-    PROTOCOL_VERSION,
+    self, ChildFrame, ENV_GENERATION, ENV_MAX_ROW_BYTES, ENV_PARENT_PID, FrameError, Hello,
+    MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
 use shm_proto::{
     CONTROL_FD, ChildFds, Consumer, ConsumerRemote, RING_FD, RecordKind, RingConfig, RingMemory,
@@ -43,11 +43,21 @@ impl Session {
     /// control socket on fd 4, and waits for its handshake.
     pub(crate) fn start(config: &WorkerConfig, generation: u64) -> Result<Session, Error> {
         let ring = RingConfig::with_capacity(config.ring_capacity)
-            .with_max_payload(config.max_row)
+            .with_max_payload(config.max_record)
             .with_generation(generation);
         ring.validate().map_err(|e| Error::Config {
             reason: e.to_string(),
         })?;
+        if config.max_row_bytes < config.max_record as u64 {
+            // Rows up to a record are never fragmented, so never checked
+            // against a smaller limit.
+            return Err(Error::Config {
+                reason: format!(
+                    "max_row_bytes ({}) is smaller than max_record ({})",
+                    config.max_row_bytes, config.max_record
+                ),
+            });
+        }
         let memory =
             Arc::new(RingMemory::create(&ring).map_err(|source| Error::RingSetup { source })?);
         let (control, child_end) = UnixStream::pair().map_err(|source| Error::Spawn {
@@ -60,6 +70,7 @@ impl Session {
             .envs(config.env.iter().map(|(k, v)| (k, v)))
             .env(ENV_GENERATION, generation.to_string())
             .env(ENV_PARENT_PID, std::process::id().to_string())
+            .env(ENV_MAX_ROW_BYTES, config.max_row_bytes.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -115,6 +126,13 @@ impl Session {
             return Err(Error::VersionMismatch {
                 expected: PROTOCOL_VERSION,
                 found: hello.protocol,
+            });
+        }
+        if hello.max_row_bytes != config.max_row_bytes {
+            process.kill_and_reap();
+            return Err(Error::RowLimitMismatch {
+                expected: config.max_row_bytes,
+                found: hello.max_row_bytes,
             });
         }
         if hello.generation != generation {

@@ -62,7 +62,8 @@ pub enum Fault {
     },
     /// Prints binary junk and a fake protocol frame to stdout, then succeeds.
     Garbage,
-    /// Tries to write a row larger than the ring's maximum.
+    /// Tries to write a row one byte over the per-row limit (`RowWriter::max_row`;
+    /// rows over the ring's maximum record are fragmented, not refused).
     Oversized,
     /// Overwrites the ring header's magic and write index.
     ScribbleHeader,

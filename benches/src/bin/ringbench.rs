@@ -58,7 +58,8 @@ struct Cli {
     /// best run is reported, the median next to it in the JSON.
     #[arg(long)]
     reps: Option<usize>,
-    /// Which parts to run: 100B, 1KiB, 4KiB, mixed, custom, idle, wake.
+    /// Which parts to run: 100B, 1KiB, 4KiB, mixed, custom, idle, wake,
+    /// large (1 MiB and 16 MiB rows end to end, GB/s).
     #[arg(long, value_delimiter = ',')]
     cases: Option<Vec<String>>,
     /// Wake-up samples per mechanism.
@@ -145,7 +146,9 @@ enum ChildCmd {
     },
 }
 
-const ALL_PARTS: [&str; 7] = ["100B", "1KiB", "4KiB", "mixed", "custom", "idle", "wake"];
+const ALL_PARTS: [&str; 8] = [
+    "100B", "1KiB", "4KiB", "mixed", "custom", "idle", "wake", "large",
+];
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -362,6 +365,10 @@ fn run(cli: &Cli) -> Result<()> {
             }
         }
         cases.push(result);
+    }
+
+    if parts.iter().any(|p| p == "large") {
+        ringworker_benches::large_rows::run_case(cli.capacity, cli.quick, cli.reps, cli.json)?;
     }
 
     // Latency is measured as deployed: unpinned (see `pin`).
