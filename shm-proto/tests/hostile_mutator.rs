@@ -105,14 +105,14 @@ fn check(k: u64, kind: RecordKind, bytes: &[u8], tally: &mut Tally) {
             if p == want {
                 vec![]
             } else {
-                vec![format!("{p:?}")]
+                vec![describe(k, p.message.as_deref().unwrap_or(""))]
             }
         }),
         RecordKind::Diagnostic => serde_json::from_slice::<Diagnostic>(bytes).map(|d| {
             if d == Diagnostic::new(Level::Warn, message) {
                 vec![]
             } else {
-                vec![format!("{d:?}")]
+                vec![describe(k, &d.message)]
             }
         }),
         RecordKind::End => serde_json::from_slice::<EndPayload>(bytes).map(|end| match end {
@@ -124,7 +124,7 @@ fn check(k: u64, kind: RecordKind, bytes: &[u8], tally: &mut Tally) {
                 if got == serde_json::json!({ "rows": k, "note": message }) {
                     vec![]
                 } else {
-                    vec![format!("{got}")]
+                    vec![describe(k, got["note"].as_str().unwrap_or(""))]
                 }
             }
             EndPayload::Err(failure) => {
@@ -132,10 +132,10 @@ fn check(k: u64, kind: RecordKind, bytes: &[u8], tally: &mut Tally) {
                 {
                     vec![]
                 } else {
-                    vec![format!("{failure:?}")]
+                    vec![describe(k, &failure.message)]
                 }
             }
-            other => vec![format!("{other:?}")],
+            _ => vec![format!("record {k}: an end marker of an unknown shape")],
         }),
         other => panic!("unexpected kind {other:?}"),
     };
@@ -148,6 +148,18 @@ fn check(k: u64, kind: RecordKind, bytes: &[u8], tally: &mut Tally) {
             tally.rejected += 1;
         }
     }
+}
+
+/// Describes a string no snapshot held without formatting it as a `str`
+/// (from a parser working in place it may not be UTF-8, and `str` code may
+/// then misbehave): only its bytes are looked at.
+fn describe(k: u64, s: &str) -> String {
+    let bytes = s.as_bytes();
+    format!(
+        "record {k}: {:?} (valid UTF-8: {})",
+        String::from_utf8_lossy(bytes),
+        std::str::from_utf8(bytes).is_ok()
+    )
 }
 
 /// Flips bytes of published records until `stop`: each shot picks a record
@@ -189,6 +201,14 @@ fn mutate(evil: &RingMemory, stop: &AtomicBool, seed: u64, shots: &AtomicU64) {
     }
 }
 
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 struct Run {
     tally: Tally,
     shots: u64,
@@ -225,6 +245,9 @@ fn run_hostile(records: u64, in_place: bool, stop_on_violation: bool) -> Run {
         let (mutator_stop, mutator_shots, evil) = (stop.clone(), shots.clone(), &evil);
         scope.spawn(move || mutate(evil, &mutator_stop, 0x9E37_79B9_7F4A_7C15, &mutator_shots));
 
+        // Stops the other threads however this one leaves (a failed check
+        // included), so a failure cannot turn into a hang.
+        let _stop = StopOnDrop(stop.clone());
         let mut tally = Tally::default();
         let mut buf = Vec::new();
         let mut seen = 0u64;
