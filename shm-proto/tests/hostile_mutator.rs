@@ -5,20 +5,19 @@
 //!
 //! A producer thread publishes progress / diagnostic / end records whose
 //! JSON carries multi-byte UTF-8, and a mutator thread (through a second
-//! mapping of the same memfd, as a child would) flips payload bytes of
-//! records that are published but not yet released, between their true
-//! value and bytes that are never valid UTF-8 (`0xFF`, `0xC0`, `0x80` as a
-//! lone continuation) or valid JSON. The consumer copies each payload with
+//! mapping of the same memfd, as a child would) keeps writing bytes into
+//! the payloads of records that are published but not yet released, bytes
+//! that occur nowhere in valid UTF-8 (`0xC0`, `0xF8`, `0xFF`) and so nowhere
+//! in valid JSON. The consumer copies each payload with
 //! [`Record::copy_payload_into`], releases the record and parses the copy.
 //!
 //! What that guarantees, and what is checked: every parse either fails with
 //! a typed `serde_json` error or yields exactly the value the producer
 //! wrote, since every byte the mutator writes breaks the JSON; so a copy
 //! that decodes is a snapshot of the original bytes. A parser working in
-//! place could validate a string's UTF-8 while the byte is original and then
-//! copy it after it flipped, yielding a `String` holding a `0xFF`: that
-//! string differs from every value the producer wrote, which the checks
-//! catch (demonstrated by the ignored `in_place_parsing_is_caught`, which
+//! place could validate a string's UTF-8 before a byte flipped and copy it
+//! after, yielding a `String` holding a `0xFF`: that string differs from
+//! every value the producer wrote, which the checks catch (demonstrated by the ignored `in_place_parsing_is_caught`, which
 //! parses in place on purpose; it is a race, so not deterministic, and
 //! ignored because what it provokes is undefined behaviour).
 
@@ -163,8 +162,12 @@ fn describe(k: u64, s: &str) -> String {
 }
 
 /// Flips bytes of published records until `stop`: each shot picks a record
-/// in `read_index .. write_index` and a byte of its payload, and toggles it
-/// between its true value and a byte that breaks the JSON, ending on either.
+/// in `read_index .. write_index` and a byte of its payload, and stores a
+/// run of bytes that break the JSON into it. Never a valid byte: the shared
+/// indices are loaded at different times, so the slot may already hold a
+/// later record, and "restoring" a byte of the record it held before would
+/// forge valid JSON with other content (which a hostile child may do, but
+/// which no check could tell from the producer's own writes).
 fn mutate(evil: &RingMemory, stop: &AtomicBool, seed: u64, shots: &AtomicU64) {
     let mut rng = seed | 1;
     let mut next = move || {
@@ -191,10 +194,9 @@ fn mutate(evil: &RingMemory, stop: &AtomicBool, seed: u64, shots: &AtomicU64) {
         let len = original.iter().rposition(|&b| b != b' ').unwrap_or(0) + 1;
         let at = (next() as usize) % len;
         let offset = HEADER_BYTES + (k as usize * RECORD) % CAPACITY + 16 + at;
-        let bad = BAD[(next() % 3) as usize];
         let flips = 1 + next() % 64;
-        for i in 0..flips {
-            let byte = if i % 2 == 0 { bad } else { original[at] };
+        for _ in 0..flips {
+            let byte = BAD[(next() % 3) as usize];
             evil.debug_write_bytes(offset, &[byte]).unwrap();
         }
         shots.fetch_add(1, Ordering::Relaxed);
