@@ -39,7 +39,7 @@ use shm_proto::{
 const PAYLOAD: usize = 240;
 const RECORD: usize = record_size(PAYLOAD);
 const CAPACITY: usize = 16 * 1024;
-const _: () = assert!(RECORD == 256 && CAPACITY % RECORD == 0);
+const _: () = assert!(RECORD == 256 && CAPACITY.is_multiple_of(RECORD));
 
 /// Messages with one-, two-, three- and four-byte UTF-8 sequences.
 const MESSAGES: [&str; 4] = [
@@ -65,7 +65,7 @@ fn expected(k: u64) -> (RecordKind, Vec<u8>) {
             RecordKind::Diagnostic,
             serde_json::to_vec(&Diagnostic::new(Level::Warn, message)),
         ),
-        _ if k % 2 == 0 => (
+        _ if k.is_multiple_of(2) => (
             RecordKind::End,
             serde_json::to_vec(&serde_json::json!({ "ok": { "rows": k, "note": message } })),
         ),
