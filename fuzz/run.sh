@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds and runs the `consumer` fuzz target (needs a nightly toolchain and
+# Builds and runs the `consumer` fuzz target (the `consumer_mutating` one runs
+# the same way: `cargo +nightly fuzz run consumer_mutating`) (needs a nightly toolchain and
 # cargo-fuzz: `rustup toolchain install nightly && cargo install cargo-fuzz --locked`).
 # Usage: fuzz/run.sh [seconds]   (default 30)
 set -euo pipefail
