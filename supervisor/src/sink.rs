@@ -71,7 +71,9 @@ impl std::error::Error for SinkError {
 /// panics are caught and end the request with
 /// [`Error::SinkPanicked`](crate::Error::SinkPanicked).
 pub trait Sink {
-    /// One row.
+    /// One row. Its payload is borrowed from the ring: untrusted bytes that
+    /// a misbehaving child may change while this runs (see [`Row`]); wrap
+    /// the sink in [`Copied`] to get stable private bytes instead.
     fn row(&mut self, row: Row<'_>) -> Result<(), SinkError>;
 
     /// A progress report (default: ignored).
