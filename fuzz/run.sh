@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs the `consumer` fuzz target (needs a nightly toolchain and
 # cargo-fuzz: `rustup toolchain install nightly && cargo install cargo-fuzz --locked`).
+# `consumer_mutating` (a peer mutating published records) runs the same way:
+# `cargo +nightly fuzz run consumer_mutating -- -max_total_time=30`.
 # Usage: fuzz/run.sh [seconds]   (default 30)
 set -euo pipefail
 cd "$(dirname "$0")"

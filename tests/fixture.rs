@@ -16,6 +16,8 @@ use shm_proto::HeaderWord;
 mod big_rows;
 #[path = "support/contract.rs"]
 mod contract;
+#[path = "support/hostile.rs"]
+mod hostile;
 
 use contract::{
     Fail, SELF_CANCEL, SLOTS, SlotsRequest, SlotsSummary, Square, Squares, SquaresSummary,
@@ -45,6 +47,11 @@ fn main() -> ExitCode {
         Err(CommandError::new(request.code, "failed as asked"))
     })
     .command(SLOTS, "reserves rows, commits every other one", slots)
+    .command(
+        hostile::HOSTILE,
+        "rows while a thread flips published bytes",
+        hostile::hostile_mutate,
+    )
     .command(
         SELF_CANCEL,
         "reports a cancellation the supervisor never asked for",

@@ -72,7 +72,7 @@ pub use process::Exit;
 pub use shm_proto::Command;
 pub use shm_proto::control::{CommandInfo, Hello, PROTOCOL_VERSION};
 pub use shm_proto::payload::{FailureCode, RuntimeCode};
-pub use sink::{Discard, Router, Row, Sink, SinkError, TypedSink};
+pub use sink::{Copied, Discard, Router, Row, Sink, SinkError, TypedSink};
 pub use stats::{RestartReason, StreamStats, WorkerStats};
 pub use worker::{RequestOptions, Worker};
 

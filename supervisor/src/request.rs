@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use shm_proto::control::{self, ParentFrame, RequestFrame};
 use shm_proto::payload::{Diagnostic, EndPayload, FailureCode, Progress, RuntimeCode};
 use shm_proto::record::fragment;
-use shm_proto::{Readiness, RecordKind, RingError};
+use shm_proto::{Readiness, Record, RecordKind, RingError};
 
 use crate::cancel::CancelToken;
 use crate::error::Error;
@@ -289,11 +289,10 @@ fn deliver<S: Sink + ?Sized>(
                     }
                 }
                 RecordKind::Progress => {
-                    let Ok(progress) = serde_json::from_slice::<Progress>(record.payload()) else {
-                        drop(record);
+                    release_into(record, &mut session.scratch);
+                    let Ok(progress) = serde_json::from_slice::<Progress>(&session.scratch) else {
                         return protocol(session, "malformed progress record", delivery.rows);
                     };
-                    drop(record);
                     stats.progress_records += 1;
                     if let Err(panic) = catch_unwind(AssertUnwindSafe(|| sink.progress(&progress)))
                     {
@@ -305,12 +304,11 @@ fn deliver<S: Sink + ?Sized>(
                     }
                 }
                 RecordKind::Diagnostic => {
-                    let Ok(diagnostic) = serde_json::from_slice::<Diagnostic>(record.payload())
+                    release_into(record, &mut session.scratch);
+                    let Ok(diagnostic) = serde_json::from_slice::<Diagnostic>(&session.scratch)
                     else {
-                        drop(record);
                         return protocol(session, "malformed diagnostic record", delivery.rows);
                     };
-                    drop(record);
                     stats.diagnostics += 1;
                     if let Err(panic) =
                         catch_unwind(AssertUnwindSafe(|| sink.diagnostic(&diagnostic)))
@@ -323,8 +321,8 @@ fn deliver<S: Sink + ?Sized>(
                     }
                 }
                 RecordKind::End => {
-                    let end = serde_json::from_slice::<EndPayload>(record.payload());
-                    drop(record);
+                    release_into(record, &mut session.scratch);
+                    let end = serde_json::from_slice::<EndPayload>(&session.scratch);
                     return match end {
                         Ok(end) => finish(
                             session,
@@ -451,6 +449,20 @@ fn deliver<S: Sink + ?Sized>(
             }
         }
     }
+}
+
+/// Copies a record the supervisor parses itself (progress, diagnostic, end
+/// marker) into `scratch`, private memory, and releases it. The child can
+/// store into the shared bytes at any time, also between serde_json's UTF-8
+/// check and its copy into a `String`; parsed from the private copy, a racing
+/// child can make the payload garbage (rejected as malformed), never a
+/// `String` that is not UTF-8. `scratch` is the session's, reused, so this
+/// allocates only while it grows to the largest such payload (at most the
+/// ring's maximum record).
+#[inline]
+fn release_into(record: Record<'_>, scratch: &mut Vec<u8>) {
+    record.copy_payload_into(scratch);
+    drop(record);
 }
 
 /// What the supervisor did about cancelling the request, for judging its end.

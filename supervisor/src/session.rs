@@ -36,6 +36,10 @@ pub(crate) struct Session {
     pub(crate) unfinished: Option<u64>,
     /// The ring's full-wait counter already added to the stats.
     pub(crate) full_waits_seen: u64,
+    /// Private copy of the last progress, diagnostic or end payload: what the
+    /// supervisor parses itself is never parsed out of shared memory (see
+    /// `request::release_into`). Reused across records and requests.
+    pub(crate) scratch: Vec<u8>,
 }
 
 impl Session {
@@ -156,6 +160,7 @@ impl Session {
             hello,
             unfinished: None,
             full_waits_seen: 0,
+            scratch: Vec::new(),
         })
     }
 
