@@ -101,6 +101,29 @@ impl ChildRuntime {
     /// the parent, takes over the inherited ring and control fds, sends the
     /// handshake and serves requests until the supervisor says shutdown or
     /// closes the control channel.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ringworker_child::{ChildRuntime, CommandError, RowWriter};
+    ///
+    /// fn count(n: u64, out: &mut RowWriter<'_>) -> Result<u64, CommandError> {
+    ///     for i in 0..n {
+    ///         out.row(0, &i.to_le_bytes())?; // raw bytes, copied into the ring
+    ///     }
+    ///     Ok(n)
+    /// }
+    ///
+    /// fn main() -> std::process::ExitCode {
+    ///     match ChildRuntime::new("counter", "1.0.0").command("count", "n rows", count).run() {
+    ///         Ok(()) => std::process::ExitCode::SUCCESS,
+    ///         Err(err) => {
+    ///             eprintln!("counter: {err}");
+    ///             std::process::ExitCode::from(2)
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn run(mut self) -> Result<(), ChildError> {
         guard_parent()?;
         if let Some(limit) = std::env::var(ENV_MAX_ROW_BYTES)

@@ -69,6 +69,22 @@ impl std::fmt::Debug for Worker {
 
 impl Worker {
     /// Starts the child and waits for its handshake.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use ringworker::{Worker, WorkerConfig};
+    ///
+    /// # fn main() -> Result<(), ringworker::Error> {
+    /// let config = WorkerConfig::new("target/release/my-worker")
+    ///     .with_request_timeout(Some(Duration::from_secs(60)))
+    ///     .with_hang_timeout(Some(Duration::from_secs(5)));
+    /// let worker = Worker::spawn(config)?;
+    /// println!("{} offers {:?}", worker.pid().unwrap_or(0), worker.hello().map(|h| &h.commands));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn spawn(config: WorkerConfig) -> Result<Self, Error> {
         let mut worker = Worker {
             config,
@@ -92,6 +108,23 @@ impl Worker {
 
     /// Runs `command`, delivering its rows to `sink` in commit order, and
     /// returns its typed summary.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ringworker::{Row, Worker, WorkerConfig};
+    ///
+    /// # fn main() -> Result<(), ringworker::Error> {
+    /// let mut worker = Worker::spawn(WorkerConfig::new("target/release/my-worker"))?;
+    /// let mut bytes = 0usize;
+    /// // Any `FnMut(Row)` is a sink; the payload is borrowed from the ring.
+    /// let mut sink = |row: Row<'_>| bytes += row.payload.len();
+    /// let summary: serde_json::Value =
+    ///     worker.stream("export", &serde_json::json!({ "module": "Nat" }), &mut sink)?;
+    /// println!("{bytes} bytes, summary {summary}");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stream<Req, Sum, S>(
         &mut self,
         command: &str,
