@@ -7,7 +7,7 @@
 //! - [`child`]: re-executing this binary as a producer child, reaping it.
 //! - [`ring_case`]: throughput over the ring.
 //! - [`ceiling`]: the limit: a bare fixed-slot SPSC ring between the same
-//!   two processes.
+//!   two processes (`shm_proto::slot_ring`, feature `reference-ring`).
 //! - [`baseline`]: throughput over the pipe + JSON baseline.
 //! - [`e2e`]: throughput through the public `Worker::stream` API.
 //! - [`large_rows`]: rows larger than the ring's records, end to end.
@@ -16,12 +16,11 @@
 //! - [`pin`]: parent and children on separate CPUs.
 //! - [`report`]: the table, JSON lines and targets.
 
-// `unsafe` only in `ceiling` (a raw shared mapping) and in `peer_iceoryx2`
-// (one `assume_init` of a loaned sample written in place), nowhere else.
+// `unsafe` only in `peer_iceoryx2` (one `assume_init` of a loaned sample
+// written in place), nowhere else.
 #![deny(unsafe_code)]
 
 pub mod baseline;
-#[allow(unsafe_code)]
 pub mod ceiling;
 pub mod checksum;
 pub mod child;

@@ -20,6 +20,9 @@
 //! - `producer` / `consumer`: the two halves; the consumer validates every
 //!   value it reads from shared memory.
 //! - `inherit`: placing fds at fixed numbers in a child and taking them over.
+//! - `slot_ring` (feature `reference-ring`): a bare fixed-slot SPSC ring,
+//!   the benchmarks' reference, sharing nothing with the layers above but
+//!   `sealed`.
 //!
 //! This is the only core crate with `unsafe`: each block states its local
 //! reason in a `// SAFETY:` line, and each Acquire names its Release.
@@ -32,6 +35,9 @@
 //!   for tests, benchmarks and the worker's fault commands. Never enable it
 //!   in production builds: it is exactly what a hostile peer can do, offered
 //!   as an API.
+//! - `reference-ring` (off by default): `slot_ring`, the bare fixed-slot ring
+//!   that `ringbench` reports as its "ceiling". For benchmarks only: it trusts
+//!   its peer beyond memory safety (no validation of content, no recovery).
 
 mod command;
 pub mod control;
@@ -48,6 +54,8 @@ mod memory;
 mod producer;
 #[cfg(not(loom))]
 mod sealed;
+#[cfg(all(not(loom), feature = "reference-ring"))]
+pub mod slot_ring;
 mod sync;
 mod wait;
 
