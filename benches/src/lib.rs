@@ -16,9 +16,8 @@
 //! - [`pin`]: parent and children on separate CPUs.
 //! - [`report`]: the table, JSON lines and targets.
 
-// `unsafe` only in `peer_iceoryx2` (one `assume_init` of a loaned sample
-// written in place), nowhere else.
-#![deny(unsafe_code)]
+// No `unsafe` here: the ceiling's raw ring is `shm_proto::slot_ring`.
+#![forbid(unsafe_code)]
 
 pub mod baseline;
 pub mod ceiling;
@@ -28,7 +27,6 @@ pub mod e2e;
 pub mod large_rows;
 pub mod latency;
 #[cfg(feature = "peers")]
-#[allow(unsafe_code)]
 pub mod peer_iceoryx2;
 pub mod pin;
 pub mod report;
