@@ -21,12 +21,12 @@
 //!
 //! [`ReadSlot::payload`] hands out `&[u8]` pointing into shared memory, on
 //! the same terms as [`Record::payload`](crate::Record::payload) (see the
-//! crate-level docs): the producer only writes slots the consumer has
-//! released, so an honest peer never writes a slot while it is borrowed; a
-//! peer that breaks this can change bytes under the borrow, which only
-//! garbles its own data (plain bytes, any value valid; the slot's length was
-//! copied out and checked before the slice was formed, and the slice never
-//! leaves the mapping, which outlives it).
+//! aliasing note of `record_ref`): the producer only writes slots the
+//! consumer has released, so an honest peer never writes a slot while it is
+//! borrowed; a peer that breaks this can change bytes under the borrow,
+//! which only garbles its own data (plain bytes, any value valid; the slot's
+//! length was copied out and checked before the slice was formed, and the
+//! slice never leaves the mapping, which outlives it).
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
