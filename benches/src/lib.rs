@@ -7,7 +7,7 @@
 //! - [`child`]: re-executing this binary as a producer child, reaping it.
 //! - [`ring_case`]: throughput over the ring.
 //! - [`ceiling`]: the limit: a bare fixed-slot SPSC ring between the same
-//!   two processes.
+//!   two processes (`shm_proto::slot_ring`, feature `reference-ring`).
 //! - [`baseline`]: throughput over the pipe + JSON baseline.
 //! - [`e2e`]: throughput through the public `Worker::stream` API.
 //! - [`large_rows`]: rows larger than the ring's records, end to end.
@@ -16,12 +16,10 @@
 //! - [`pin`]: parent and children on separate CPUs.
 //! - [`report`]: the table, JSON lines and targets.
 
-// `unsafe` only in `ceiling` (a raw shared mapping) and in `peer_iceoryx2`
-// (one `assume_init` of a loaned sample written in place), nowhere else.
-#![deny(unsafe_code)]
+// No `unsafe` here: the ceiling's raw ring is `shm_proto::slot_ring`.
+#![forbid(unsafe_code)]
 
 pub mod baseline;
-#[allow(unsafe_code)]
 pub mod ceiling;
 pub mod checksum;
 pub mod child;
@@ -29,7 +27,6 @@ pub mod e2e;
 pub mod large_rows;
 pub mod latency;
 #[cfg(feature = "peers")]
-#[allow(unsafe_code)]
 pub mod peer_iceoryx2;
 pub mod pin;
 pub mod report;

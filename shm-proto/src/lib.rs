@@ -18,8 +18,13 @@
 //!   identity and geometry only; nothing on it stores to shared memory.
 //! - `wait`: spin-then-futex waiting on shared futex words.
 //! - `producer` / `consumer`: the two halves; the consumer validates every
-//!   value it reads from shared memory.
+//!   value it reads from shared memory. `record_ref`: the [`Record`] a
+//!   consumer hands out, a borrow of a payload in shared memory, with the
+//!   note on why that borrow is sound.
 //! - `inherit`: placing fds at fixed numbers in a child and taking them over.
+//! - `slot_ring` (feature `reference-ring`): a bare fixed-slot SPSC ring,
+//!   the benchmarks' reference, sharing nothing with the layers above but
+//!   `sealed`.
 //!
 //! This is the only core crate with `unsafe`: each block states its local
 //! reason in a `// SAFETY:` line, and each Acquire names its Release.
@@ -32,6 +37,9 @@
 //!   for tests, benchmarks and the worker's fault commands. Never enable it
 //!   in production builds: it is exactly what a hostile peer can do, offered
 //!   as an API.
+//! - `reference-ring` (off by default): `slot_ring`, the bare fixed-slot ring
+//!   that `ringbench` reports as its "ceiling". For benchmarks only: it trusts
+//!   its peer beyond memory safety (no validation of content, no recovery).
 
 mod command;
 pub mod control;
@@ -46,13 +54,16 @@ mod inherit;
 pub(crate) mod layout;
 mod memory;
 mod producer;
+mod record_ref;
 #[cfg(not(loom))]
 mod sealed;
+#[cfg(all(not(loom), feature = "reference-ring"))]
+pub mod slot_ring;
 mod sync;
 mod wait;
 
 pub use command::Command;
-pub use consumer::{Consumer, ConsumerRemote, ConsumerStats, Readiness, Record};
+pub use consumer::{Consumer, ConsumerRemote, ConsumerStats, Readiness};
 pub use error::{ClosedBy, CorruptField, ErrorKind, Half, RingError};
 #[cfg(all(not(loom), feature = "fault-injection"))]
 pub use futex_word::{SHARED_U32_WORDS, SHARED_U64_WORDS, SharedWords};
@@ -63,6 +74,7 @@ pub use memory::HeaderWord;
 pub use memory::{RingConfig, RingMemory};
 pub use producer::{Producer, ProducerStats, Slot};
 pub use record::{RECORD_HEADER_BYTES, RecordHeader, RecordKind, RecordMeta, record_size};
+pub use record_ref::Record;
 pub use wait::WaitStrategy;
 
 /// Creates a ring and claims both halves in this process (tests, benchmarks,
