@@ -32,6 +32,21 @@ fn small(len: usize) -> RowSpec {
     RowSpec { len, via: Via::Row }
 }
 
+/// A request that writes `rows` and misbehaves in no way.
+fn plain(rows: Vec<RowSpec>) -> BigRowsRequest {
+    BigRowsRequest {
+        rows,
+        kill_after_bytes: None,
+        forge_interrupted: false,
+    }
+}
+
+/// Rows 0..3 small, row 3 of 64 MiB (fragmented), row 4 small: the shape
+/// of the tests that interrupt a request inside its big row.
+fn three_small_rows_around_a_64_mib_row() -> Vec<RowSpec> {
+    vec![small(10), small(20), small(30), small(64 * MIB), small(40)]
+}
+
 /// A delivered row: its stream, sequence and a private copy.
 struct Got {
     stream: u16,
@@ -74,37 +89,33 @@ fn assert_rows(got: &[Got], request: &BigRowsRequest, indexes: &[usize], summary
 #[test]
 fn a_64_mib_row_through_a_2_mib_ring_arrives_byte_exact_between_small_rows() {
     let mut worker = Worker::spawn(config()).unwrap();
-    let request = BigRowsRequest {
-        rows: vec![
-            small(0),
-            small(100),
-            small(MAX_RECORD),
-            RowSpec {
-                len: 64 * MIB,
-                via: Via::Row,
-            },
-            small(7),
-            // Just over one record, and one byte short of two fragments' worth.
-            small(MAX_RECORD + 1),
-            small(2 * MAX_RECORD - 9),
-            RowSpec {
-                len: 3 * MIB + 5,
-                via: Via::Json,
-            },
-            small(33),
-            RowSpec {
-                len: 5 * MIB + 3,
-                via: Via::Reserve,
-            },
-            RowSpec {
-                len: 100,
-                via: Via::Reserve,
-            },
-            small(1),
-        ],
-        kill_after_bytes: None,
-        forge_interrupted: false,
-    };
+    let request = plain(vec![
+        small(0),
+        small(100),
+        small(MAX_RECORD),
+        RowSpec {
+            len: 64 * MIB,
+            via: Via::Row,
+        },
+        small(7),
+        // Just over one record, and one byte short of two fragments' worth.
+        small(MAX_RECORD + 1),
+        small(2 * MAX_RECORD - 9),
+        RowSpec {
+            len: 3 * MIB + 5,
+            via: Via::Json,
+        },
+        small(33),
+        RowSpec {
+            len: 5 * MIB + 3,
+            via: Via::Reserve,
+        },
+        RowSpec {
+            len: 100,
+            via: Via::Reserve,
+        },
+        small(1),
+    ]);
     let mut got = Vec::new();
     let summary: BigRowsSummary = worker
         .stream(BIG_ROWS, &request, &mut collect(&mut got))
@@ -131,26 +142,22 @@ fn a_64_mib_row_through_a_2_mib_ring_arrives_byte_exact_between_small_rows() {
 fn a_row_over_the_limit_fails_typed_and_the_request_goes_on() {
     let limit = 4 * MIB;
     let mut worker = Worker::spawn(config().with_max_row_bytes(limit as u64)).unwrap();
-    let request = BigRowsRequest {
-        rows: vec![
-            small(10),
-            small(limit + 1),
-            small(20),
-            RowSpec {
-                len: 5 * MIB,
-                via: Via::Reserve,
-            },
-            RowSpec {
-                // Its JSON is 2 bytes longer than the string: over the limit.
-                len: limit - 1,
-                via: Via::Json,
-            },
-            small(limit),
-            small(30),
-        ],
-        kill_after_bytes: None,
-        forge_interrupted: false,
-    };
+    let request = plain(vec![
+        small(10),
+        small(limit + 1),
+        small(20),
+        RowSpec {
+            len: 5 * MIB,
+            via: Via::Reserve,
+        },
+        RowSpec {
+            // Its JSON is 2 bytes longer than the string: over the limit.
+            len: limit - 1,
+            via: Via::Json,
+        },
+        small(limit),
+        small(30),
+    ]);
     let mut got = Vec::new();
     let summary: BigRowsSummary = worker
         .stream(BIG_ROWS, &request, &mut collect(&mut got))
@@ -166,16 +173,7 @@ fn a_row_over_the_limit_fails_typed_and_the_request_goes_on() {
 fn a_child_killed_inside_a_fragmented_row_delivers_only_the_rows_before_it() {
     let mut worker = Worker::spawn(config()).unwrap();
     let request = BigRowsRequest {
-        rows: vec![
-            small(10),
-            small(20),
-            small(30),
-            RowSpec {
-                len: 64 * MIB,
-                via: Via::Row,
-            },
-            small(40),
-        ],
+        rows: three_small_rows_around_a_64_mib_row(),
         // Well inside the 64 MiB row, far from its end.
         kill_after_bytes: Some(8 * MIB as u64),
         forge_interrupted: false,
@@ -200,17 +198,13 @@ fn a_child_killed_inside_a_fragmented_row_delivers_only_the_rows_before_it() {
         assert_eq!(g.payload, expected_row(i, request.rows[i]));
     }
     // The next request runs on a fresh child and gets its big row.
-    let request = BigRowsRequest {
-        rows: vec![
-            small(5),
-            RowSpec {
-                len: 16 * MIB,
-                via: Via::Row,
-            },
-        ],
-        kill_after_bytes: None,
-        forge_interrupted: false,
-    };
+    let request = plain(vec![
+        small(5),
+        RowSpec {
+            len: 16 * MIB,
+            via: Via::Row,
+        },
+    ]);
     let mut got = Vec::new();
     let summary: BigRowsSummary = worker
         .stream(BIG_ROWS, &request, &mut collect(&mut got))
@@ -238,11 +232,7 @@ fn a_child_announcing_another_row_limit_fails_the_handshake() {
             .with_env(ENV_ANNOUNCE_MAX_ROW, &announce),
     )
     .unwrap();
-    let request = BigRowsRequest {
-        rows: vec![small(LIMIT), small(LIMIT + 1)],
-        kill_after_bytes: None,
-        forge_interrupted: false,
-    };
+    let request = plain(vec![small(LIMIT), small(LIMIT + 1)]);
     let summary: BigRowsSummary = worker.call(BIG_ROWS, &request).unwrap();
     assert_eq!(summary.too_large, vec![1]);
     // A limit below the record size is refused before anything starts.
@@ -253,20 +243,7 @@ fn a_child_announcing_another_row_limit_fails_the_handshake() {
 #[test]
 fn a_request_cancelled_inside_a_fragmented_row_never_delivers_it() {
     let mut worker = Worker::spawn(config()).unwrap();
-    let request = BigRowsRequest {
-        rows: vec![
-            small(10),
-            small(20),
-            small(30),
-            RowSpec {
-                len: 64 * MIB,
-                via: Via::Row,
-            },
-            small(40),
-        ],
-        kill_after_bytes: None,
-        forge_interrupted: false,
-    };
+    let request = plain(three_small_rows_around_a_64_mib_row());
     let token = CancelToken::new();
     let mut got = Vec::new();
     let mut sink = |row: Row<'_>| {
@@ -297,17 +274,13 @@ fn a_request_cancelled_inside_a_fragmented_row_never_delivers_it() {
     }
     assert_eq!(got.len(), 3, "the partial row must not be delivered");
     // The same child serves the next request, big rows included.
-    let request = BigRowsRequest {
-        rows: vec![
-            RowSpec {
-                len: 9 * MIB,
-                via: Via::Row,
-            },
-            small(1),
-        ],
-        kill_after_bytes: None,
-        forge_interrupted: false,
-    };
+    let request = plain(vec![
+        RowSpec {
+            len: 9 * MIB,
+            via: Via::Row,
+        },
+        small(1),
+    ]);
     let mut got = Vec::new();
     let summary: BigRowsSummary = worker
         .stream(BIG_ROWS, &request, &mut collect(&mut got))
@@ -343,14 +316,10 @@ fn a_fragmented_row_interrupted_by_another_record_is_a_protocol_error() {
         2,
         "neither the partial nor the forged row is delivered"
     );
-    let request = BigRowsRequest {
-        rows: vec![RowSpec {
-            len: 3 * MIB,
-            via: Via::Json,
-        }],
-        kill_after_bytes: None,
-        forge_interrupted: false,
-    };
+    let request = plain(vec![RowSpec {
+        len: 3 * MIB,
+        via: Via::Json,
+    }]);
     let mut got = Vec::new();
     let summary: BigRowsSummary = worker
         .stream(BIG_ROWS, &request, &mut collect(&mut got))

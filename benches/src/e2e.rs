@@ -22,10 +22,9 @@ pub fn run_worker() -> Result<()> {
     .context("serving as a ringworker worker")
 }
 
-/// Streams `rows` rows of `row_bytes` bytes through `Worker::stream` on a
-/// ring of `capacity` bytes. The clock runs from the request to its summary
-/// (the child is started and has answered one small request before).
-pub fn run(capacity: usize, rows: u64, row_bytes: u32) -> Result<Throughput> {
+/// Starts this binary as a worker (see [`run_worker`]) on a ring of
+/// `capacity` bytes with the largest records it allows.
+pub fn spawn_self_worker(capacity: usize) -> Result<Worker> {
     let exe = std::env::current_exe().context("locating this executable")?;
     let config = WorkerConfig::new(exe)
         .with_args([WORKER_SUBCOMMAND])
@@ -33,7 +32,14 @@ pub fn run(capacity: usize, rows: u64, row_bytes: u32) -> Result<Throughput> {
             capacity,
             shm_proto::RingConfig::largest_payload_for(capacity),
         );
-    let mut worker = Worker::spawn(config).context("starting the worker")?;
+    Worker::spawn(config).context("starting the worker")
+}
+
+/// Streams `rows` rows of `row_bytes` bytes through `Worker::stream` on a
+/// ring of `capacity` bytes. The clock runs from the request to its summary
+/// (the child is started and has answered one small request before).
+pub fn run(capacity: usize, rows: u64, row_bytes: u32) -> Result<Throughput> {
+    let mut worker = spawn_self_worker(capacity)?;
     let _: SyntheticSummary = worker
         .call("synthetic", &SyntheticRequest::fixed(1000, row_bytes))
         .context("warm-up request")?;

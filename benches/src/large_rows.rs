@@ -7,12 +7,11 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
-use ringworker::{Row, Worker, WorkerConfig};
+use ringworker::Row;
 use ringworker_child::{ChildRuntime, CommandError, RowWriter};
 use serde::{Deserialize, Serialize};
 
 use crate::checksum::Tally;
-use crate::e2e::WORKER_SUBCOMMAND;
 use crate::ring_case::Throughput;
 
 /// The worker command that writes the rows.
@@ -78,14 +77,7 @@ fn write_rows(request: LargeRowsRequest, writer: &mut RowWriter<'_>) -> Result<S
 /// Streams `rows` rows of `row_bytes` through a worker on a ring of
 /// `capacity` bytes; the clock runs from the request to its summary.
 pub fn run(capacity: usize, rows: u64, row_bytes: usize) -> Result<Throughput> {
-    let exe = std::env::current_exe().context("locating this executable")?;
-    let config = WorkerConfig::new(exe)
-        .with_args([WORKER_SUBCOMMAND])
-        .with_ring(
-            capacity,
-            shm_proto::RingConfig::largest_payload_for(capacity),
-        );
-    let mut worker = Worker::spawn(config).context("starting the worker")?;
+    let mut worker = crate::e2e::spawn_self_worker(capacity)?;
     let _: Sent = worker
         .call(COMMAND, &LargeRowsRequest { rows: 2, row_bytes })
         .context("warm-up request")?;
