@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use ringworker::sink::{Diagnostic, Progress, RowDecodeError};
 use ringworker::{
-    Error, RequestOptions, Router, Row, Sink, SinkError, TypedSink, Worker, WorkerConfig,
+    Error, RequestOptions, RestartPolicy, Router, Row, Sink, SinkError, TypedSink, Worker,
+    WorkerConfig,
 };
 
 #[path = "support/hostile.rs"]
@@ -39,10 +40,14 @@ fn config() -> WorkerConfig {
         .with_startup_timeout(Duration::from_secs(10))
         // A mutated record header can make the supervisor skip the end
         // marker as another request's record; it then reports a hang.
-        .with_hang_timeout(Some(Duration::from_millis(500)))
-        .with_request_timeout(Some(Duration::from_secs(20)))
+        .with_hang_timeout(Duration::from_millis(500))
+        .with_request_timeout(Duration::from_secs(20))
         // A small ring, so that wraps (and padding) happen often.
         .with_ring(64 * 1024, 4096)
+        // Most requests kill their child on purpose.
+        .with_restart_policy(
+            RestartPolicy::default().with_restart_limit(100_000, Duration::from_secs(1)),
+        )
 }
 
 /// A router of typed rows that also records diagnostics.

@@ -24,7 +24,7 @@ fn config() -> WorkerConfig {
     WorkerConfig::new(PathBuf::from(env!("CARGO_BIN_EXE_ringworker-fixture")))
         .with_ring(2 * MIB, MAX_RECORD)
         .with_startup_timeout(Duration::from_secs(10))
-        .with_hang_timeout(Some(Duration::from_secs(5)))
+        .with_hang_timeout(Duration::from_secs(5))
         .with_cancel_grace(Duration::from_millis(500))
 }
 

@@ -98,7 +98,7 @@ fn cancellation_mid_stream_reports_delivered_rows_and_keeps_the_child() {
 #[test]
 fn a_request_past_its_deadline_times_out_and_the_child_is_replaced() {
     let timeout = Duration::from_secs(1);
-    let mut worker = Worker::spawn(fixture().with_request_timeout(Some(timeout))).unwrap();
+    let mut worker = Worker::spawn(fixture().with_request_timeout(timeout)).unwrap();
     let first_pid = worker.pid().unwrap();
     let count = Arc::new(AtomicU64::new(0));
     let started = Instant::now();

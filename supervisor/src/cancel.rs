@@ -2,25 +2,43 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use shm_proto::ConsumerRemote;
 
+use crate::watchdog::Watch;
+
 /// Cancels the request it is passed to. Clone it to another thread and call
-/// [`CancelToken::cancel`]: the supervisor sets the ring's cancel word (the
-/// child sees it without a syscall), waits up to the cancel grace for the
-/// child to end the request, and kills and respawns a child that does not.
+/// [`CancelToken::cancel`]: the ring's cancel word is set at once (the child
+/// sees it without a syscall) and the watchdog starts the cancel grace; a
+/// child that has not ended the request when it runs out is killed, even if
+/// the request's sink is blocked meanwhile.
 #[derive(Debug, Clone, Default)]
 pub struct CancelToken {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Inner {
     cancelled: AtomicBool,
-    /// Rings of the requests currently running under this token (between
-    /// `watch` and `unwatch`), woken on cancel so a consumer asleep on an idle
-    /// ring notices at once.
-    rings: Mutex<Vec<ConsumerRemote>>,
+    /// Requests currently running under this token (between `watch` and
+    /// `unwatch`).
+    running: Mutex<Vec<Running>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelToken")
+            .field("cancelled", &self.cancelled)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Running {
+    ring: ConsumerRemote,
+    watch: Arc<Watch>,
+    request: u64,
+    grace: Duration,
 }
 
 impl CancelToken {
@@ -32,9 +50,11 @@ impl CancelToken {
     /// Requests cancellation (idempotent).
     pub fn cancel(&self) {
         self.inner.cancelled.store(true, Ordering::Release);
-        let rings = self.inner.rings.lock().unwrap_or_else(|e| e.into_inner());
-        for ring in rings.iter() {
-            ring.wake();
+        let running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
+        for run in running.iter() {
+            run.ring.request_cancel(run.request);
+            run.watch.start_cancel_grace(run.grace);
+            run.ring.wake();
         }
     }
 
@@ -45,13 +65,24 @@ impl CancelToken {
         self.inner.cancelled.load(Ordering::Acquire)
     }
 
-    pub(crate) fn watch(&self, ring: &ConsumerRemote) {
-        let mut rings = self.inner.rings.lock().unwrap_or_else(|e| e.into_inner());
-        rings.push(ring.clone());
+    pub(crate) fn watch(
+        &self,
+        ring: &ConsumerRemote,
+        watch: &Arc<Watch>,
+        request: u64,
+        grace: Duration,
+    ) {
+        let mut running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.push(Running {
+            ring: ring.clone(),
+            watch: Arc::clone(watch),
+            request,
+            grace,
+        });
     }
 
     pub(crate) fn unwatch(&self, ring: &ConsumerRemote) {
-        let mut rings = self.inner.rings.lock().unwrap_or_else(|e| e.into_inner());
-        rings.retain(|r| !r.same_ring(ring));
+        let mut running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.retain(|r| !r.ring.same_ring(ring));
     }
 }

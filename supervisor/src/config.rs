@@ -1,8 +1,11 @@
-//! How to start a worker and how long to wait for it.
+//! How to start a worker, how long to wait for it, and its limits.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::error::Error;
+use crate::policy::{MemoryLimits, RestartPolicy};
 
 /// Everything [`Worker::spawn`](crate::Worker::spawn) needs. Build with
 /// [`WorkerConfig::new`] and the `with_*` methods.
@@ -30,22 +33,41 @@ pub struct WorkerConfig {
     /// supervisor's reassembly buffer is bounded by it. At least
     /// `max_record`.
     pub max_row_bytes: u64,
-    /// How long a new child may take to send its handshake.
+    /// Absolute deadline of a new child's start: spawn plus handshake
+    /// (default 10 s). `Duration::MAX`: none.
     pub startup_timeout: Duration,
-    /// Default deadline of a request (none: unbounded).
-    pub request_timeout: Option<Duration>,
+    /// Default deadline of a request (default 30 s; see
+    /// [`WorkerConfig::long_running`]). `Duration::MAX`: none.
+    pub request_timeout: Duration,
     /// A running request whose child shows no heartbeat and delivers nothing
-    /// for this long is declared hung and killed (none: never).
-    pub hang_timeout: Option<Duration>,
-    /// How long a cancelled request may take to end before its child is killed.
+    /// for this long is declared hung and killed (default 30 s).
+    /// `Duration::MAX`: never.
+    pub hang_timeout: Duration,
+    /// How long a cancelled request may take to end before its child is
+    /// killed (default 2 s). Zero: kill at once.
     pub cancel_grace: Duration,
+    /// How long the child may take to accept a request on its control
+    /// channel (default 5 s). A child that does not is replaced and the
+    /// request, which it never saw, goes to the fresh one.
+    pub control_timeout: Duration,
     /// Bytes of the child's stdout and of its stderr kept for error reports.
     pub output_tail_bytes: usize,
+    /// Memory limits.
+    pub memory: MemoryLimits,
+    /// When children are replaced besides their failures.
+    pub restart: RestartPolicy,
+    /// Run each child under a containment shim so its whole process tree
+    /// (grandchildren that called `setsid` included) dies with it (default
+    /// on; see `ARCHITECTURE.md`, "Process tree"). Off: the child still gets
+    /// its own process group, which is killed with it.
+    pub contain_tree: bool,
 }
 
 impl WorkerConfig {
-    /// Defaults: 4 MiB ring, 256 KiB records, 256 MiB rows, 10 s startup, no request
-    /// deadline, 30 s hang detection, 2 s cancel grace, 64 KiB output tails.
+    /// Defaults: 4 MiB ring, 256 KiB records, 256 MiB rows, 10 s startup,
+    /// 30 s request deadline, 30 s hang detection, 2 s cancel grace, 5 s
+    /// control timeout, 64 KiB output tails, no memory limits, the default
+    /// [`RestartPolicy`], tree containment on.
     pub fn new(program: impl Into<PathBuf>) -> Self {
         WorkerConfig {
             program: program.into(),
@@ -56,10 +78,14 @@ impl WorkerConfig {
             max_record: 256 << 10,
             max_row_bytes: shm_proto::control::DEFAULT_MAX_ROW_BYTES,
             startup_timeout: Duration::from_secs(10),
-            request_timeout: None,
-            hang_timeout: Some(Duration::from_secs(30)),
+            request_timeout: Duration::from_secs(30),
+            hang_timeout: Duration::from_secs(30),
             cancel_grace: Duration::from_secs(2),
+            control_timeout: Duration::from_secs(5),
             output_tail_bytes: 64 << 10,
+            memory: MemoryLimits::default(),
+            restart: RestartPolicy::default(),
+            contain_tree: true,
         }
     }
 
@@ -98,20 +124,29 @@ impl WorkerConfig {
         self
     }
 
+    /// The long-running profile: no request deadline, hang detection kept.
+    /// For exports and mining runs that take hours: the child must then beat
+    /// (any row, progress record or `RowWriter::beat` does) at least once per
+    /// `hang_timeout`, and a caller that wants to stop it cancels.
+    pub fn long_running(mut self) -> Self {
+        self.request_timeout = Duration::MAX;
+        self
+    }
+
     /// Sets the startup (handshake) timeout.
     pub fn with_startup_timeout(mut self, timeout: Duration) -> Self {
         self.startup_timeout = timeout;
         self
     }
 
-    /// Sets the default request deadline.
-    pub fn with_request_timeout(mut self, timeout: Option<Duration>) -> Self {
+    /// Sets the default request deadline (`Duration::MAX`: none).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
     }
 
-    /// Sets hang detection.
-    pub fn with_hang_timeout(mut self, timeout: Option<Duration>) -> Self {
+    /// Sets hang detection (`Duration::MAX`: never).
+    pub fn with_hang_timeout(mut self, timeout: Duration) -> Self {
         self.hang_timeout = timeout;
         self
     }
@@ -120,6 +155,66 @@ impl WorkerConfig {
     pub fn with_cancel_grace(mut self, grace: Duration) -> Self {
         self.cancel_grace = grace;
         self
+    }
+
+    /// Sets the control timeout.
+    pub fn with_control_timeout(mut self, timeout: Duration) -> Self {
+        self.control_timeout = timeout;
+        self
+    }
+
+    /// Sets the memory limits.
+    pub fn with_memory(mut self, memory: MemoryLimits) -> Self {
+        self.memory = memory;
+        self
+    }
+
+    /// Sets the restart policy.
+    pub fn with_restart_policy(mut self, policy: RestartPolicy) -> Self {
+        self.restart = policy;
+        self
+    }
+
+    /// Turns tree containment on or off.
+    pub fn with_contain_tree(mut self, contain: bool) -> Self {
+        self.contain_tree = contain;
+        self
+    }
+
+    /// Checks what can be checked without starting anything: a zero
+    /// deadline is a mistake (`Duration::MAX` is the way to say "none").
+    pub fn validate(&self) -> Result<(), Error> {
+        let nonzero = [
+            ("startup_timeout", self.startup_timeout),
+            ("request_timeout", self.request_timeout),
+            ("hang_timeout", self.hang_timeout),
+            ("control_timeout", self.control_timeout),
+            ("memory.sample_interval", self.memory.sample_interval),
+            ("restart.restart_window", self.restart.restart_window),
+        ];
+        for (field, value) in nonzero {
+            if value.is_zero() {
+                return Err(Error::Config {
+                    field,
+                    reason: "zero; use Duration::MAX for no limit".into(),
+                });
+            }
+        }
+        if self.program.as_os_str().is_empty() {
+            return Err(Error::Config {
+                field: "program",
+                reason: "empty".into(),
+            });
+        }
+        if let (Some(soft), Some(hard)) = (self.memory.soft_rss, self.memory.hard_rss)
+            && soft > hard
+        {
+            return Err(Error::Config {
+                field: "memory.soft_rss",
+                reason: format!("{soft} is above the hard limit {hard}"),
+            });
+        }
+        Ok(())
     }
 
     /// Sets how many bytes of the child's stdout and of its stderr are kept.

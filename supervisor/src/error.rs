@@ -9,6 +9,9 @@ use shm_proto::RingError;
 use shm_proto::control::FrameError;
 use shm_proto::payload::FailureCode;
 
+use crate::memory::RssSample;
+use crate::stats::RestartReason;
+
 /// The last bytes a child wrote to stdout and stderr before it failed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -41,9 +44,11 @@ impl std::fmt::Display for OutputTail {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The configuration cannot work (ring geometry, empty program, ...).
-    #[error("invalid worker configuration: {reason}")]
+    /// The configuration cannot work (ring geometry, a zero timeout, ...).
+    #[error("invalid worker configuration: {field}: {reason}")]
     Config {
+        /// The setting at fault (`WorkerConfig` field or request option).
+        field: &'static str,
         /// What is wrong.
         reason: String,
     },
@@ -190,6 +195,36 @@ pub enum Error {
         /// Whether the child had to be killed.
         killed: bool,
     },
+    /// The child's anonymous memory passed the hard limit while a request
+    /// ran; the watchdog killed it.
+    #[error(
+        "worker killed at {} MiB of anonymous memory, over its hard limit of {} MiB ({rows_delivered} rows delivered)",
+        sample.rss_anon >> 20, limit >> 20
+    )]
+    MemoryLimit {
+        /// The sample that tripped the limit.
+        sample: RssSample,
+        /// The hard limit in bytes.
+        limit: u64,
+        /// Rows delivered before.
+        rows_delivered: u64,
+    },
+    /// Children were replaced too often: more than the restart policy's
+    /// `max_restarts` within its `restart_window`. Requests fail fast with
+    /// this error until the window has passed.
+    #[error(
+        "worker restarted {restarts} times within {window:?} (last: {last:?}); failing fast for {retry_after:?}"
+    )]
+    RestartLimit {
+        /// Restarts counted within the window.
+        restarts: usize,
+        /// The policy's window.
+        window: Duration,
+        /// The reason of the last restart.
+        last: Option<RestartReason>,
+        /// When requests will be tried again.
+        retry_after: Duration,
+    },
     /// The sink panicked; the request was abandoned, the worker stays usable.
     #[error("sink panicked: {message} ({rows_delivered} rows delivered)")]
     SinkPanicked {
@@ -256,6 +291,10 @@ pub enum ErrorKind {
     Worker,
     /// The OS refused a resource.
     System,
+    /// The child breached a resource limit (memory) and was killed.
+    Resource,
+    /// The worker fails fast (restart intensity cap): retry later.
+    Unavailable,
 }
 
 impl Error {
@@ -279,6 +318,8 @@ impl Error {
             | Error::ChildKilled { .. }
             | Error::WorkerPanicked { .. } => ErrorKind::Crash,
             Error::Timeout { .. } | Error::Hung { .. } => ErrorKind::Timeout,
+            Error::MemoryLimit { .. } => ErrorKind::Resource,
+            Error::RestartLimit { .. } => ErrorKind::Unavailable,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
             Error::SinkPanicked { .. } | Error::Sink { .. } => ErrorKind::Sink,
             Error::Worker { .. } => ErrorKind::Worker,
@@ -294,6 +335,7 @@ impl Error {
             | Error::ChildExited { rows_delivered, .. }
             | Error::ChildKilled { rows_delivered, .. }
             | Error::Timeout { rows_delivered, .. }
+            | Error::MemoryLimit { rows_delivered, .. }
             | Error::Hung { rows_delivered, .. }
             | Error::Cancelled { rows_delivered, .. }
             | Error::SinkPanicked { rows_delivered, .. }

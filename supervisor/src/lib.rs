@@ -56,18 +56,23 @@
 mod cancel;
 mod config;
 mod error;
+mod memory;
 mod output;
+mod policy;
 mod process;
 mod reassembly;
 mod request;
 mod session;
 pub mod sink;
 mod stats;
+mod watchdog;
 mod worker;
 
 pub use cancel::CancelToken;
 pub use config::WorkerConfig;
 pub use error::{Error, ErrorKind, OutputTail};
+pub use memory::RssSample;
+pub use policy::{MemoryLimits, RestartPolicy};
 pub use process::Exit;
 pub use shm_proto::Command;
 pub use shm_proto::control::{CommandInfo, Hello, PROTOCOL_VERSION};

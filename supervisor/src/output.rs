@@ -1,18 +1,27 @@
 //! Continuous draining of a child's stdout and stderr into bounded tails, so
 //! a chatty child never blocks on a full pipe and its last words are there
 //! for error reports.
+//!
+//! The drain thread sleeps in `poll` without a timeout (no CPU while the
+//! child is quiet) and is stopped through an eventfd: a grandchild that
+//! inherited the pipes and keeps writing cannot keep it, or whoever stops
+//! it, alive.
 
 use std::collections::VecDeque;
 use std::io::Read;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::{ChildStderr, ChildStdout};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use rustix::event::{PollFd, PollFlags};
+use rustix::event::{EventfdFlags, PollFd, PollFlags};
 
 use crate::OutputTail;
+
+/// After a child is reaped, how long the drain may still take to reach end
+/// of file on its pipes (the child's last words) before reports go without.
+const FINISH_WITHIN: Duration = Duration::from_millis(200);
 
 #[derive(Default)]
 struct Tails {
@@ -26,7 +35,8 @@ struct Tails {
 /// `tail_bytes` of each.
 pub(crate) struct OutputDrain {
     tails: Arc<Mutex<Tails>>,
-    stop: Arc<AtomicBool>,
+    /// Written once to stop the thread.
+    stop: Option<Arc<OwnedFd>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -37,15 +47,17 @@ impl OutputDrain {
         tail_bytes: usize,
     ) -> Self {
         let tails = Arc::new(Mutex::new(Tails::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
+        let stop = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
+            .ok()
+            .map(Arc::new);
+        let thread = stop.as_ref().and_then(|stop| {
             let tails = tails.clone();
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("ringworker-output".into())
                 .spawn(move || drain(stdout, stderr, tail_bytes, &tails, &stop))
                 .ok()
-        };
+        });
         OutputDrain {
             tails,
             stop,
@@ -72,19 +84,21 @@ impl OutputDrain {
     /// After the child is reaped: gives the thread a moment to read what is
     /// still in the pipes (so error reports include the last words).
     pub(crate) fn finish(&self) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
-        while std::time::Instant::now() < deadline {
+        let deadline = Instant::now() + FINISH_WITHIN;
+        while Instant::now() < deadline {
             if self.tails.lock().unwrap_or_else(|e| e.into_inner()).done {
                 return;
             }
-            std::thread::sleep(std::time::Duration::from_millis(1));
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
-    /// Stops and joins the thread (bounded: it polls with a timeout, so a
-    /// grandchild holding the pipes open cannot keep it alive).
+    /// Stops and joins the thread. Bounded: the thread wakes on the stop
+    /// eventfd whatever the pipes do.
     pub(crate) fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        if let Some(stop) = self.stop.take() {
+            let _ = rustix::io::write(&*stop, &1u64.to_ne_bytes());
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -102,35 +116,29 @@ fn drain(
     mut stderr: Option<ChildStderr>,
     tail_bytes: usize,
     tails: &Mutex<Tails>,
-    stop: &AtomicBool,
+    stop: &OwnedFd,
 ) {
     let mut buf = vec![0u8; 64 << 10];
-    let timeout = rustix::time::Timespec {
-        tv_sec: 0,
-        tv_nsec: 50_000_000,
-    };
     while stdout.is_some() || stderr.is_some() {
-        let mut fds = Vec::with_capacity(2);
+        let mut fds = Vec::with_capacity(3);
+        fds.push(PollFd::new(stop, PollFlags::IN));
         if let Some(out) = &stdout {
             fds.push(PollFd::from_borrowed_fd(out.as_fd(), PollFlags::IN));
         }
         if let Some(err) = &stderr {
             fds.push(PollFd::from_borrowed_fd(err.as_fd(), PollFlags::IN));
         }
-        let ready = match rustix::event::poll(&mut fds, Some(&timeout)) {
-            Ok(n) => n,
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
             Err(_) => break,
-        };
+        }
         let revents: Vec<bool> = fds.iter().map(|fd| !fd.revents().is_empty()).collect();
         drop(fds);
-        if ready == 0 {
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            continue;
+        if revents[0] {
+            break;
         }
-        let mut index = 0;
+        let mut index = 1;
         if stdout.is_some() {
             if revents[index] && !read_into(&mut stdout, &mut buf, tails, tail_bytes, true) {
                 stdout = None;

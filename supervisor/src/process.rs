@@ -1,19 +1,20 @@
-//! A child process: started on the long-lived spawner thread, watched through
-//! a pidfd, killed race-free, reaped in exactly one place
-//! ([`ChildProcess::reap`]).
+//! A child process: started on the long-lived spawner thread, handed to the
+//! watchdog (which reaps it, in its one reaping place, the moment it dies),
+//! killed race-free through its pidfd.
 
 use std::io;
-use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::mpsc;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags};
-use rustix::process::{Pid, PidfdFlags, Signal};
+use rustix::process::{Pid, PidfdFlags};
+use shm_proto::ConsumerRemote;
 
 use crate::output::OutputDrain;
+use crate::watchdog::{self, RssConfig, Watch, Watched};
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,49 +68,85 @@ fn spawn_from_long_lived_thread(command: Command) -> io::Result<Child> {
         .map_err(|_| io::Error::other("spawner thread is gone"))?
 }
 
-/// A running (or finished but not yet reaped) child.
+/// How to watch a child once it runs.
+pub(crate) struct WatchPlan {
+    pub(crate) ring: ConsumerRemote,
+    pub(crate) rss: RssConfig,
+    pub(crate) contained: bool,
+    pub(crate) own_group: bool,
+}
+
+/// A running (or finished) child under the watchdog, which reaps it.
 pub(crate) struct ChildProcess {
-    child: Child,
-    pidfd: OwnedFd,
-    exit: Option<Exit>,
+    watch: Arc<Watch>,
     output: OutputDrain,
 }
 
 impl ChildProcess {
-    /// Spawns `command` (stdout and stderr must be piped) and starts draining
-    /// its output into tails of `tail_bytes` each.
-    pub(crate) fn spawn(command: Command, tail_bytes: usize) -> io::Result<Self> {
+    /// Spawns `command` (stdout and stderr must be piped), puts it under the
+    /// watchdog and starts draining its output into tails of `tail_bytes` each.
+    pub(crate) fn spawn(command: Command, tail_bytes: usize, plan: WatchPlan) -> io::Result<Self> {
         let mut child = spawn_from_long_lived_thread(command)?;
-        let pid =
-            Pid::from_raw(child.id() as i32).ok_or_else(|| io::Error::other("child has pid 0"))?;
-        let pidfd = match rustix::process::pidfd_open(pid, PidfdFlags::empty()) {
+        let pid = child.id();
+        let pidfd = match Pid::from_raw(pid as i32)
+            .ok_or_else(|| io::Error::other("child has pid 0"))
+            .and_then(|pid| {
+                rustix::process::pidfd_open(pid, PidfdFlags::empty()).map_err(io::Error::from)
+            }) {
             Ok(fd) => fd,
             Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(e.into());
+                return Err(e);
             }
         };
         let output = OutputDrain::start(child.stdout.take(), child.stderr.take(), tail_bytes);
-        Ok(ChildProcess {
-            child,
-            pidfd,
-            exit: None,
-            output,
-        })
+        // From here on the watchdog reaps it through the pidfd; `child` is
+        // dropped without waiting (std's `Child` never waits on drop).
+        drop(child);
+        let worker_pid = if plan.contained {
+            // The shim forked the worker before `spawn` returned.
+            shim_worker_pid(pid).unwrap_or(pid)
+        } else {
+            pid
+        };
+        let watch = Arc::new(Watch::new(
+            Watched {
+                pid,
+                pidfd,
+                worker_pid,
+                contained: plan.contained,
+                own_group: plan.own_group,
+            },
+            plan.ring,
+            plan.rss,
+        ));
+        watchdog::register(Arc::clone(&watch));
+        Ok(ChildProcess { watch, output })
     }
 
-    /// The child's pid.
+    /// The spawned process's pid (the containment shim's, if contained).
     pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
+        self.watch.pid()
     }
 
-    /// True once the process has terminated (reaped or not). No reaping.
+    /// The worker's own pid.
+    pub(crate) fn worker_pid(&self) -> u32 {
+        self.watch.worker_pid()
+    }
+
+    /// Its liveness state.
+    pub(crate) fn watch(&self) -> &Arc<Watch> {
+        &self.watch
+    }
+
+    /// True once the process has terminated, reaped or not: the watchdog
+    /// may not have run yet after a death that just happened.
     pub(crate) fn has_exited(&self) -> bool {
-        if self.exit.is_some() {
+        if self.watch.exit().is_some() {
             return true;
         }
-        let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];
+        let mut fds = [PollFd::from_borrowed_fd(self.watch.pidfd(), PollFlags::IN)];
         let zero = rustix::time::Timespec {
             tv_sec: 0,
             tv_nsec: 0,
@@ -117,44 +154,17 @@ impl ChildProcess {
         matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
     }
 
-    /// Sends SIGKILL through the pidfd (never hits a recycled pid).
+    /// Kills the child's whole tree (race-free: through the pidfd).
     pub(crate) fn kill(&self) {
-        if self.exit.is_none() {
-            let _ = rustix::process::pidfd_send_signal(&self.pidfd, Signal::KILL);
-        }
+        self.watch.stop();
     }
 
-    /// Reaps the child, waiting up to `timeout` for it to terminate; `None`
-    /// if it is still running. The only place children are reaped.
+    /// Waits up to `timeout` until the watchdog has reaped the child.
     pub(crate) fn reap(&mut self, timeout: Duration) -> Option<Exit> {
-        if let Some(exit) = self.exit {
-            return Some(exit);
-        }
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if self.has_exited() {
-                // Terminated: `wait` returns at once.
-                if let Ok(status) = self.child.wait() {
-                    self.exit = Some(status.into());
-                    self.output.finish();
-                }
-                return self.exit;
-            }
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            let left = deadline - now;
-            let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];
-            let ts = rustix::time::Timespec {
-                tv_sec: left.as_secs() as i64,
-                tv_nsec: i64::from(left.subsec_nanos()),
-            };
-            let _ = rustix::event::poll(&mut fds, Some(&ts));
-        }
+        self.watch.wait_exit(timeout)
     }
 
-    /// Kills and reaps.
+    /// Kills and waits for the reaping.
     pub(crate) fn kill_and_reap(&mut self) -> Option<Exit> {
         self.kill();
         self.reap(Duration::from_secs(5))
@@ -164,13 +174,31 @@ impl ChildProcess {
     pub(crate) fn output_tail(&self) -> crate::OutputTail {
         self.output.tail()
     }
+
+    /// The last output of a child that has exited, after giving the drain a
+    /// moment (bounded) to read what is still in the pipes.
+    pub(crate) fn final_output(&self) -> crate::OutputTail {
+        self.output.finish();
+        self.output.tail()
+    }
 }
 
 impl Drop for ChildProcess {
     fn drop(&mut self) {
         if self.kill_and_reap().is_none() {
-            tracing::error!(pid = self.pid(), "worker did not die within 5 s of SIGKILL");
+            tracing::error!(
+                pid = self.pid(),
+                "worker did not die within 5 s of its kill"
+            );
         }
         self.output.stop();
+        watchdog::forget(&self.watch);
     }
+}
+
+/// The worker under a containment shim: the shim's only child, forked
+/// before `Command::spawn` returned.
+fn shim_worker_pid(shim: u32) -> Option<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{shim}/task/{shim}/children")).ok()?;
+    children.split_ascii_whitespace().next()?.parse().ok()
 }

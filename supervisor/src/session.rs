@@ -1,24 +1,28 @@
 //! One generation of a worker's child: its process, ring, control channel
 //! and handshake.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags};
 use shm_proto::control::{
     self, ChildFrame, ENV_GENERATION, ENV_MAX_ROW_BYTES, ENV_PARENT_PID, FrameError, Hello,
     MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
 use shm_proto::{
-    CONTROL_FD, ChildFds, Consumer, ConsumerRemote, RING_FD, RecordKind, RingConfig, RingMemory,
+    CONTROL_FD, ChildFds, Consumer, ConsumerRemote, RING_FD, Readiness, RecordKind, RingConfig,
+    RingMemory,
 };
 
 use crate::config::WorkerConfig;
 use crate::error::Error;
-use crate::process::{ChildProcess, Exit};
+use crate::process::{ChildProcess, Exit, WatchPlan};
 use crate::stats::WorkerStats;
+use crate::watchdog::RssConfig;
 
 /// A live child after a successful handshake.
 pub(crate) struct Session {
@@ -40,22 +44,32 @@ pub(crate) struct Session {
     /// supervisor parses itself is never parsed out of shared memory (see
     /// `request::release_into`). Reused across records and requests.
     pub(crate) scratch: Vec<u8>,
+    /// Requests sent to this child.
+    pub(crate) requests: u64,
+    /// Bytes of the ring's data area.
+    pub(crate) ring_capacity: u64,
 }
 
 impl Session {
     /// Creates the ring, starts the child with the ring on fd 3 and the
     /// control socket on fd 4, and waits for its handshake.
     pub(crate) fn start(config: &WorkerConfig, generation: u64) -> Result<Session, Error> {
+        let started = Instant::now();
+        // Absolute: spawn, exec and handshake together.
+        let deadline = started.checked_add(config.startup_timeout);
+        config.validate()?;
         let ring = RingConfig::with_capacity(config.ring_capacity)
             .with_max_payload(config.max_record)
             .with_generation(generation);
         ring.validate().map_err(|e| Error::Config {
+            field: "ring_capacity",
             reason: e.to_string(),
         })?;
         if config.max_row_bytes < config.max_record as u64 {
             // Rows up to a record are never fragmented, so never checked
             // against a smaller limit.
             return Err(Error::Config {
+                field: "max_row_bytes",
                 reason: format!(
                     "max_row_bytes ({}) is smaller than max_record ({})",
                     config.max_row_bytes, config.max_record
@@ -64,6 +78,8 @@ impl Session {
         }
         let memory =
             Arc::new(RingMemory::create(&ring).map_err(|source| Error::RingSetup { source })?);
+        let consumer =
+            Consumer::new(Arc::clone(&memory)).map_err(|source| Error::RingSetup { source })?;
         let (control, child_end) = UnixStream::pair().map_err(|source| Error::Spawn {
             program: config.program.clone(),
             source,
@@ -81,20 +97,32 @@ impl Session {
         if let Some(cwd) = &config.cwd {
             command.current_dir(cwd);
         }
+        // Its own process group, killed with it.
+        command.process_group(0);
         ChildFds::new()
             .map(memory.fd(), RING_FD)
             .map(child_end.as_fd(), CONTROL_FD)
             .die_with_parent(true)
             .apply(&mut command);
+        let plan = WatchPlan {
+            ring: consumer.remote(),
+            rss: RssConfig {
+                soft: config.memory.soft_rss,
+                hard: config.memory.hard_rss,
+                interval: config.memory.sample_interval,
+            },
+            contained: false,
+            own_group: true,
+        };
         let mut process =
-            ChildProcess::spawn(command, config.output_tail_bytes).map_err(|source| {
+            ChildProcess::spawn(command, config.output_tail_bytes, plan).map_err(|source| {
                 Error::Spawn {
                     program: config.program.clone(),
                     source,
                 }
             })?;
         drop(child_end);
-        let hello = match handshake(&control, config.startup_timeout) {
+        let hello = match handshake(&control, process.watch().pidfd(), deadline) {
             Ok(hello) => hello,
             Err(failure) => {
                 let exit = if matches!(failure, Handshake::Closed) {
@@ -103,7 +131,7 @@ impl Session {
                     None
                 };
                 process.kill_and_reap();
-                let output = process.output_tail();
+                let output = process.final_output();
                 return Err(match failure {
                     Handshake::TimedOut => Error::StartupTimeout {
                         waited: config.startup_timeout,
@@ -149,9 +177,6 @@ impl Session {
                 output: process.output_tail(),
             });
         }
-        let _ = control.set_read_timeout(None);
-        let _ = control.set_write_timeout(Some(config.startup_timeout));
-        let consumer = Consumer::new(memory).map_err(|source| Error::RingSetup { source })?;
         Ok(Session {
             memory: consumer.remote(),
             consumer,
@@ -161,6 +186,8 @@ impl Session {
             unfinished: None,
             full_waits_seen: 0,
             scratch: Vec::new(),
+            requests: 0,
+            ring_capacity: config.ring_capacity as u64,
         })
     }
 
@@ -169,53 +196,69 @@ impl Session {
         self.hello.commands.iter().any(|c| c.name == command)
     }
 
-    /// Discards what is left of an abandoned request, up to its end marker,
-    /// for at most `grace`. False if it did not end in time (the child must
+    /// Discards what is left of an abandoned request, up to its end marker.
+    /// The cancel grace was started when the request was abandoned, and the
+    /// watchdog kills the child when it runs out, whatever the child floods
+    /// the ring with meanwhile. False if the child is gone or going (it must
     /// then be replaced).
-    pub(crate) fn settle(&mut self, grace: Duration, stats: &mut WorkerStats) -> bool {
+    pub(crate) fn settle(&mut self, stats: &mut WorkerStats) -> bool {
         let Some(request) = self.unfinished else {
             return true;
         };
-        let deadline = Instant::now() + grace;
+        let watch = Arc::clone(self.process.watch());
         loop {
-            let step = match self.consumer.try_recv() {
-                Ok(Some(record)) => {
-                    Some(record.request() == request && record.kind() == RecordKind::End)
+            let mut handled = 0u32;
+            while handled < SETTLE_BATCH {
+                match self.consumer.try_recv() {
+                    Ok(Some(record)) => {
+                        handled += 1;
+                        stats.stale_records += 1;
+                        if record.request() == request && record.kind() == RecordKind::End {
+                            drop(record);
+                            self.unfinished = None;
+                            watch.disarm(None);
+                            return true;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_) => return false,
                 }
-                Ok(None) => None,
-                Err(_) => return false,
-            };
-            match step {
-                Some(ended) => {
-                    stats.stale_records += 1;
-                    if ended {
-                        self.unfinished = None;
-                        return true;
-                    }
-                }
-                None => {
-                    if Instant::now() >= deadline || self.process.has_exited() {
-                        return false;
-                    }
-                    if self.consumer.wait(Duration::from_millis(10)).is_err() {
-                        return false;
-                    }
+            }
+            if watch.attention() {
+                return false;
+            }
+            if handled == 0 {
+                match self.consumer.wait(Duration::from_secs(1)) {
+                    Ok(Readiness::Closed) | Err(_) => return false,
+                    Ok(_) => {}
                 }
             }
         }
     }
 }
 
-/// Writes to the control socket with `MSG_NOSIGNAL`: a child that closed its
+/// Records discarded between two looks at the watchdog's verdict.
+const SETTLE_BATCH: u32 = 256;
+
+/// Writes to the control socket with `MSG_NOSIGNAL` (a child that closed its
 /// end yields `EPIPE` here instead of a SIGPIPE that would kill a host
-/// process which, unlike Rust binaries, does not ignore the signal.
-pub(crate) struct ControlWriter<'a>(pub(crate) &'a UnixStream);
+/// process which, unlike Rust binaries, does not ignore the signal), and
+/// never past `deadline`: a child that does not read its control channel
+/// makes the write fail with `TimedOut` instead of blocking.
+pub(crate) struct ControlWriter<'a> {
+    pub(crate) socket: &'a UnixStream,
+    pub(crate) deadline: Option<Instant>,
+}
 
 impl std::io::Write for ControlWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         loop {
-            match rustix::net::send(self.0, buf, rustix::net::SendFlags::NOSIGNAL) {
+            let flags = rustix::net::SendFlags::NOSIGNAL | rustix::net::SendFlags::DONTWAIT;
+            match rustix::net::send(self.socket, buf, flags) {
                 Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) => {
+                    wait_for(self.socket.as_fd(), None, PollFlags::OUT, self.deadline)?;
+                }
                 other => return other.map_err(Into::into),
             }
         }
@@ -226,15 +269,101 @@ impl std::io::Write for ControlWriter<'_> {
     }
 }
 
+/// Reads the control socket, never past `deadline`, and reports the end of
+/// the stream once the child has died even if a descendant still holds the
+/// socket's other end.
+struct HandshakeReader<'a> {
+    socket: &'a UnixStream,
+    pidfd: BorrowedFd<'a>,
+    deadline: Option<Instant>,
+}
+
+impl std::io::Read for HandshakeReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match rustix::net::recv(self.socket, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) => {
+                    if wait_for(
+                        self.socket.as_fd(),
+                        Some(self.pidfd),
+                        PollFlags::IN,
+                        self.deadline,
+                    )? == Woke::Died
+                    {
+                        return Ok(0);
+                    }
+                }
+                Ok((n, _)) => return Ok(n),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum Woke {
+    Ready,
+    Died,
+}
+
+/// Polls `fd` for `events` (and `pidfd` for the child's death) until
+/// `deadline`.
+fn wait_for(
+    fd: BorrowedFd<'_>,
+    pidfd: Option<BorrowedFd<'_>>,
+    events: PollFlags,
+    deadline: Option<Instant>,
+) -> std::io::Result<Woke> {
+    loop {
+        let timeout = match deadline {
+            None => None,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
+                Some(rustix::time::Timespec {
+                    tv_sec: left.as_secs().min(3600) as i64,
+                    tv_nsec: i64::from(left.subsec_nanos()),
+                })
+            }
+        };
+        let mut fds = vec![PollFd::from_borrowed_fd(fd, events)];
+        if let Some(pidfd) = pidfd {
+            fds.push(PollFd::from_borrowed_fd(pidfd, PollFlags::IN));
+        }
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Err(rustix::io::Errno::INTR) | Ok(0) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => {
+                if !fds[0].revents().is_empty() {
+                    return Ok(Woke::Ready);
+                }
+                if fds.len() > 1 && !fds[1].revents().is_empty() {
+                    return Ok(Woke::Died);
+                }
+            }
+        }
+    }
+}
+
 enum Handshake {
     TimedOut,
     Closed,
     Failed(String),
 }
 
-fn handshake(control: &UnixStream, timeout: Duration) -> Result<Hello, Handshake> {
-    let _ = control.set_read_timeout(Some(timeout));
-    let mut reader = control;
+fn handshake(
+    control: &UnixStream,
+    pidfd: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+) -> Result<Hello, Handshake> {
+    let mut reader = HandshakeReader {
+        socket: control,
+        pidfd,
+        deadline,
+    };
     match control::read_frame::<_, ChildFrame>(&mut reader, MAX_FRAME_BYTES) {
         Ok(ChildFrame::Hello(hello)) => Ok(hello),
         Ok(ChildFrame::Fatal { message }) => Err(Handshake::Failed(message)),

@@ -25,8 +25,18 @@ pub enum RestartReason {
     Protocol,
     /// An abandoned request of it did not end in time.
     StaleRequest,
-    /// The caller asked for a fresh child.
+    /// The caller asked for a fresh child (`Worker::cycle`, `Worker::restart`).
     Requested,
+    /// Its anonymous memory passed the hard limit during a request.
+    MemoryLimit,
+    /// Its anonymous memory was above the soft ceiling before a request.
+    MemorySoft,
+    /// It served the policy's `max_requests`.
+    MaxRequests,
+    /// It was idle for the policy's `idle_restart`.
+    Idle,
+    /// It did not take a request off its control channel in time.
+    Unresponsive,
 }
 
 /// Rows and bytes of one stream.
@@ -67,6 +77,19 @@ pub struct WorkerStats {
     pub spawns: u64,
     /// Children replaced, by reason.
     pub restarts: BTreeMap<RestartReason, u64>,
+    /// Spawns or handshakes that failed.
+    pub failed_spawns: u64,
+    /// Requests refused by the restart intensity cap.
+    pub restart_limited: u64,
+    /// Requests sent again to a fresh child because the first never took
+    /// them off its control channel.
+    pub resent_requests: u64,
+    /// Replacements served by the prewarmed spare (no spawn waited for).
+    pub prewarm_swaps: u64,
+    /// Memory samples taken by the watchdog.
+    pub rss_samples: u64,
+    /// Memory samples that could not be read (`/proc` unavailable).
+    pub rss_unavailable: u64,
 }
 
 impl WorkerStats {

@@ -1,5 +1,8 @@
 //! [`Worker`]: one supervised child, respawned transparently after failures.
 
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -14,6 +17,7 @@ use crate::request::{self, Call, Limits};
 use crate::session::{ControlWriter, Session};
 use crate::sink::{Discard, Sink, TypedSink};
 use crate::stats::{RestartReason, WorkerStats};
+use crate::watchdog::Verdict;
 
 /// Per-request options. Build with `RequestOptions::default()` and the setters.
 #[derive(Debug, Clone, Default)]
@@ -45,9 +49,42 @@ impl RequestOptions {
 pub struct Worker {
     config: WorkerConfig,
     session: Option<Session>,
+    /// The prewarmed replacement, starting or ready (restart policy `prewarm`).
+    spare: Option<Spare>,
     generation: u64,
     next_request: u64,
     stats: WorkerStats,
+    /// Unplanned restarts within the policy's window, oldest first.
+    recent_restarts: VecDeque<(Instant, RestartReason)>,
+    /// Failed starts in a row, and when the next may be tried.
+    spawn_failures: u32,
+    next_spawn_at: Option<Instant>,
+}
+
+/// A child being started (or started) in the background.
+struct Spare {
+    thread: JoinHandle<Result<Session, Error>>,
+}
+
+impl Spare {
+    fn start(config: &WorkerConfig, generation: u64) -> Option<Spare> {
+        let config = config.clone();
+        std::thread::Builder::new()
+            .name("ringworker-prewarm".into())
+            .spawn(move || Session::start(&config, generation))
+            .ok()
+            .map(|thread| Spare { thread })
+    }
+
+    /// Waits for the start to finish (it is bounded by the startup deadline).
+    fn take(self) -> Result<Session, Error> {
+        self.thread.join().unwrap_or_else(|_| {
+            Err(Error::Spawn {
+                program: PathBuf::new(),
+                source: std::io::Error::other("the prewarm thread panicked"),
+            })
+        })
+    }
 }
 
 // Workers move between threads (a pool hands them to its callers).
@@ -78,22 +115,28 @@ impl Worker {
     ///
     /// # fn main() -> Result<(), ringworker::Error> {
     /// let config = WorkerConfig::new("target/release/my-worker")
-    ///     .with_request_timeout(Some(Duration::from_secs(60)))
-    ///     .with_hang_timeout(Some(Duration::from_secs(5)));
+    ///     .with_request_timeout(Duration::from_secs(60))
+    ///     .with_hang_timeout(Duration::from_secs(5));
     /// let worker = Worker::spawn(config)?;
     /// println!("{} offers {:?}", worker.pid().unwrap_or(0), worker.hello().map(|h| &h.commands));
     /// # Ok(())
     /// # }
     /// ```
     pub fn spawn(config: WorkerConfig) -> Result<Self, Error> {
+        config.validate()?;
         let mut worker = Worker {
             config,
             session: None,
+            spare: None,
             generation: 0,
             next_request: 1,
             stats: WorkerStats::default(),
+            recent_restarts: VecDeque::new(),
+            spawn_failures: 0,
+            next_spawn_at: None,
         };
         worker.start_session()?;
+        worker.keep_spare();
         Ok(worker)
     }
 
@@ -188,7 +231,44 @@ impl Worker {
         sink: &mut S,
         options: &RequestOptions,
     ) -> Result<Box<serde_json::value::RawValue>, Error> {
-        let session = self.ready_session()?;
+        let timeout = match options.timeout {
+            Some(zero) if zero.is_zero() => {
+                return Err(Error::Config {
+                    field: "RequestOptions::timeout",
+                    reason: "zero; use Duration::MAX for no limit".into(),
+                });
+            }
+            Some(timeout) => timeout,
+            None => self.config.request_timeout,
+        };
+        let limits = Limits {
+            timeout: finite(timeout),
+            hang_timeout: finite(self.config.hang_timeout),
+            cancel_grace: self.config.cancel_grace,
+            control_timeout: self.config.control_timeout,
+            cancel: options.cancel.as_ref(),
+        };
+        let outcome = self.run_once(command, &args, sink, &limits)?;
+        if !outcome.never_accepted {
+            return outcome.result;
+        }
+        // The child died or stalled before it took the request off its
+        // control channel: nothing of it ran, so a fresh child gets it.
+        self.stats.resent_requests += 1;
+        self.run_once(command, &args, sink, &limits)?.result
+    }
+
+    fn run_once<S: Sink + ?Sized>(
+        &mut self,
+        command: &str,
+        args: &serde_json::value::RawValue,
+        sink: &mut S,
+        limits: &Limits<'_>,
+    ) -> Result<request::Outcome, Error> {
+        self.ensure_ready()?;
+        let Some(session) = self.session.as_mut() else {
+            unreachable!("ensure_ready leaves a session")
+        };
         if !session.offers(command) {
             return Err(Error::UnknownCommand {
                 command: command.to_owned(),
@@ -202,34 +282,29 @@ impl Worker {
         }
         let id = self.next_request;
         self.next_request += 1;
-        let limits = Limits {
-            timeout: options.timeout.or(self.config.request_timeout),
-            hang_timeout: self.config.hang_timeout,
-            cancel_grace: self.config.cancel_grace,
-            cancel: options.cancel.as_ref(),
-        };
         let started = Instant::now();
-        let Some(session) = self.session.as_mut() else {
-            unreachable!("ready_session returned a session")
-        };
-        if let Some(token) = &options.cancel {
-            token.watch(&session.memory);
+        let watch = std::sync::Arc::clone(session.process.watch());
+        if let Some(token) = limits.cancel {
+            token.watch(&session.memory, &watch, id, limits.cancel_grace);
         }
         let outcome = request::run(
             session,
             Call { id, command, args },
             sink,
-            &limits,
+            limits,
             &mut self.stats,
         );
-        if let Some(token) = &options.cancel {
+        if let Some(token) = limits.cancel {
             token.unwatch(&session.memory);
         }
         let full_waits = session.memory.full_waits();
         self.stats.backpressure_waits += full_waits.saturating_sub(session.full_waits_seen);
         session.full_waits_seen = full_waits;
         if outcome.unfinished {
+            // Still armed: the watchdog enforces the cancel grace.
             session.unfinished = Some(id);
+        } else if outcome.restart.is_none() {
+            watch.disarm(self.config.restart.idle_restart);
         }
         self.stats.requests += 1;
         self.stats.stream_time += started.elapsed();
@@ -239,19 +314,36 @@ impl Worker {
         if let Some(reason) = outcome.restart {
             self.discard_session(reason);
         }
-        outcome.result
+        Ok(outcome)
     }
 
-    /// The live session, replacing a child that died while idle or still
-    /// works on an abandoned request.
-    fn ready_session(&mut self) -> Result<&mut Session, Error> {
+    /// Makes sure a live child is ready for the next request: replaces one
+    /// that died (also one the watchdog stopped while idle), one still busy
+    /// with an abandoned request past its grace, one that served its
+    /// `max_requests` or sits above the soft memory ceiling; starts one if
+    /// there is none. With `prewarm`, the replacement is the spare.
+    ///
+    /// Fails fast with [`Error::RestartLimit`] while the restart intensity
+    /// cap is reached.
+    pub fn ensure_ready(&mut self) -> Result<(), Error> {
+        let policy = &self.config.restart;
         let replace = match self.session.as_mut() {
             None => None,
             Some(session) => {
                 if session.process.has_exited() {
-                    Some(RestartReason::Exited)
-                } else if !session.settle(self.config.cancel_grace, &mut self.stats) {
+                    Some(match session.process.watch().status().1 {
+                        Some(Verdict::Idle) => RestartReason::Idle,
+                        _ => RestartReason::Exited,
+                    })
+                } else if !session.settle(&mut self.stats) {
                     Some(RestartReason::StaleRequest)
+                } else if policy
+                    .max_requests
+                    .is_some_and(|max| session.requests >= max)
+                {
+                    Some(RestartReason::MaxRequests)
+                } else if session.process.watch().over_soft_ceiling() {
+                    Some(RestartReason::MemorySoft)
                 } else {
                     None
                 }
@@ -262,35 +354,148 @@ impl Worker {
         }
         if self.session.is_none() {
             self.start_session()?;
+            self.keep_spare();
         }
-        Ok(self.session.as_mut().expect("session was just started"))
+        Ok(())
     }
 
+    /// Whether the current child is alive (no syscall beyond one `poll`).
+    pub fn is_alive(&self) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| !s.process.has_exited())
+    }
+
+    /// Starts the next child: the spare if one is prewarmed, a fresh spawn
+    /// otherwise; within the restart intensity cap and the spawn backoff.
     fn start_session(&mut self) -> Result<(), Error> {
+        self.check_restart_intensity()?;
+        if let Some(spare) = self.spare.take() {
+            match spare.take() {
+                Ok(session) if !session.process.has_exited() => {
+                    self.stats.prewarm_swaps += 1;
+                    self.session = Some(session);
+                    return Ok(());
+                }
+                Ok(dead) => {
+                    drop(dead);
+                    self.stats.failed_spawns += 1;
+                }
+                Err(_) => self.stats.failed_spawns += 1,
+            }
+        }
+        if let Some(at) = self.next_spawn_at {
+            let wait = at.saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+        }
         self.generation += 1;
         self.stats.spawns += 1;
-        self.session = Some(Session::start(&self.config, self.generation)?);
+        match Session::start(&self.config, self.generation) {
+            Ok(session) => {
+                self.spawn_failures = 0;
+                self.next_spawn_at = None;
+                self.session = Some(session);
+                Ok(())
+            }
+            Err(error) => {
+                self.stats.failed_spawns += 1;
+                if !matches!(error, Error::Config { .. }) {
+                    self.spawn_failures = self.spawn_failures.saturating_add(1);
+                    let policy = &self.config.restart;
+                    let backoff = policy
+                        .spawn_backoff
+                        .saturating_mul(1 << (self.spawn_failures - 1).min(20))
+                        .min(policy.max_spawn_backoff);
+                    self.next_spawn_at = Instant::now().checked_add(backoff);
+                    self.note_restart(RestartReason::Exited);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Starts the spare in the background if the policy wants one.
+    fn keep_spare(&mut self) {
+        if self.config.restart.prewarm && self.spare.is_none() {
+            self.generation += 1;
+            self.stats.spawns += 1;
+            self.spare = Spare::start(&self.config, self.generation);
+        }
+    }
+
+    /// Fails fast once more unplanned restarts than the policy allows
+    /// happened within its window.
+    fn check_restart_intensity(&mut self) -> Result<(), Error> {
+        let policy = &self.config.restart;
+        let now = Instant::now();
+        while let Some(&(at, _)) = self.recent_restarts.front() {
+            if now.duration_since(at) >= policy.restart_window {
+                self.recent_restarts.pop_front();
+            } else {
+                break;
+            }
+        }
+        if self.recent_restarts.len() > policy.max_restarts {
+            self.stats.restart_limited += 1;
+            let oldest = self.recent_restarts.front().map_or(now, |&(at, _)| at);
+            return Err(Error::RestartLimit {
+                restarts: self.recent_restarts.len(),
+                window: policy.restart_window,
+                last: self.recent_restarts.back().map(|&(_, reason)| reason),
+                retry_after: (oldest + policy.restart_window).saturating_duration_since(now),
+            });
+        }
         Ok(())
+    }
+
+    fn note_restart(&mut self, reason: RestartReason) {
+        let planned = matches!(
+            reason,
+            RestartReason::Requested
+                | RestartReason::MaxRequests
+                | RestartReason::Idle
+                | RestartReason::MemorySoft
+        );
+        if !planned {
+            self.recent_restarts.push_back((Instant::now(), reason));
+        }
     }
 
     fn discard_session(&mut self, reason: RestartReason) {
         if let Some(session) = self.session.take() {
             *self.stats.restarts.entry(reason).or_default() += 1;
+            let (samples, unavailable) = session.process.watch().rss_counts();
+            self.stats.rss_samples += samples;
+            self.stats.rss_unavailable += unavailable;
+            self.note_restart(reason);
             drop(session);
         }
     }
 
-    /// Replaces the child with a fresh one now.
-    pub fn restart(&mut self) -> Result<(), Error> {
+    /// Replaces the child with a fresh one now (the spare, with prewarm).
+    pub fn cycle(&mut self) -> Result<(), Error> {
         self.discard_session(RestartReason::Requested);
-        self.start_session()
+        self.start_session()?;
+        self.keep_spare();
+        Ok(())
+    }
+
+    /// Replaces the child with a fresh one now; the same as [`Worker::cycle`].
+    pub fn restart(&mut self) -> Result<(), Error> {
+        self.cycle()
     }
 
     /// Asks the child to exit, waits up to `grace`, then kills it.
     pub fn shutdown(mut self, grace: Duration) {
         if let Some(mut session) = self.session.take() {
-            let _ =
-                control::write_frame(&mut ControlWriter(&session.control), &ParentFrame::Shutdown);
+            let deadline = Instant::now().checked_add(grace);
+            let mut writer = ControlWriter {
+                socket: &session.control,
+                deadline,
+            };
+            let _ = control::write_frame(&mut writer, &ParentFrame::Shutdown);
             if session.process.reap(grace).is_none() {
                 session.process.kill_and_reap();
             }
@@ -307,9 +512,21 @@ impl Worker {
         self.session.as_ref().map(|s| &s.hello)
     }
 
-    /// The current child's pid.
+    /// The current child's pid (the worker process itself, also when it
+    /// runs under a containment shim).
     pub fn pid(&self) -> Option<u32> {
+        self.session.as_ref().map(|s| s.process.worker_pid())
+    }
+
+    /// The pid of the process the supervisor spawned and reaps: the
+    /// containment shim when the tree is contained, else the worker.
+    pub fn spawned_pid(&self) -> Option<u32> {
         self.session.as_ref().map(|s| s.process.pid())
+    }
+
+    /// The prewarmed spare's state: `None` without prewarm.
+    pub fn spare_ready(&self) -> Option<bool> {
+        self.spare.as_ref().map(|s| s.thread.is_finished())
     }
 
     /// Generation of the current (or last) child, from 1.
@@ -321,4 +538,9 @@ impl Worker {
     pub fn config(&self) -> &WorkerConfig {
         &self.config
     }
+}
+
+/// `Duration::MAX` is "no limit".
+fn finite(limit: Duration) -> Option<Duration> {
+    (limit != Duration::MAX).then_some(limit)
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ringworker::{CancelToken, Row, Sink, SinkError, Worker, WorkerConfig};
+use ringworker::{CancelToken, RestartPolicy, Row, Sink, SinkError, Worker, WorkerConfig};
 use ringworker_testkit::faults::FAULT_ROW_BYTES;
 use ringworker_testkit::rows::{RowCheck, Sizes, SyntheticRequest, SyntheticSummary, verify_row};
 
@@ -26,12 +26,20 @@ pub fn fixture_path() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ringworker-fixture"))
 }
 
-/// A config for the fixture with short timeouts suited to tests.
+/// A config for the fixture with short timeouts suited to tests, and a
+/// restart cap far above what the failure tests need (the cap's own tests
+/// set theirs).
 pub fn fixture() -> WorkerConfig {
     WorkerConfig::new(fixture_path())
         .with_startup_timeout(Duration::from_secs(10))
-        .with_hang_timeout(Some(Duration::from_secs(1)))
+        .with_hang_timeout(Duration::from_secs(1))
         .with_cancel_grace(Duration::from_millis(500))
+        .with_restart_policy(many_restarts())
+}
+
+/// The default restart policy with room for tests that kill hundreds of children.
+pub fn many_restarts() -> RestartPolicy {
+    RestartPolicy::default().with_restart_limit(100_000, Duration::from_secs(1))
 }
 
 /// Polls `condition` every millisecond until it holds or `timeout` passes;

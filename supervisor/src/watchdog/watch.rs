@@ -1,0 +1,470 @@
+//! The liveness state of one child, shared by the thread that owns the
+//! child (its worker) and the watchdog thread: the armed deadlines, the
+//! verdict when one passed, the exit status once reaped.
+//!
+//! The owner arms and disarms; the watchdog decides. Whatever it decides
+//! (kill for a deadline or a limit, reap after a death), it records first,
+//! then sets `attention`, then wakes the consumer sleeping on the child's
+//! ring: a request thread checks `attention` at every batch boundary and
+//! after every wait, so it learns of the event without a syscall and without
+//! polling the clock.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
+use shm_proto::ConsumerRemote;
+
+use crate::memory::{self, RssSample, Sampled};
+use crate::process::Exit;
+
+/// After the polite stop of a contained tree (SIGTERM to its shim), how
+/// long before the shim itself is SIGKILLed.
+const ESCALATE_AFTER: Duration = Duration::from_secs(2);
+
+/// Why the watchdog killed a child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// The request passed its deadline.
+    Timeout { after: Duration },
+    /// No heartbeat and no records for the hang timeout.
+    Hung { silent_for: Duration },
+    /// The request was cancelled and did not end within the grace.
+    CancelIgnored,
+    /// Anonymous memory above the hard limit during a request.
+    MemoryLimit { sample: RssSample, limit: u64 },
+    /// Idle for the policy's idle restart.
+    Idle,
+    /// Its owner asked (drop, cycle, a protocol breach found by the request
+    /// thread): not a deadline.
+    Stopped,
+}
+
+/// How the memory of this child is watched.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RssConfig {
+    pub(crate) soft: Option<u64>,
+    pub(crate) hard: Option<u64>,
+    pub(crate) interval: Duration,
+}
+
+/// The process a watch watches.
+pub(crate) struct Watched {
+    /// The spawned process (the containment shim when `contained`).
+    pub(crate) pid: u32,
+    pub(crate) pidfd: OwnedFd,
+    /// The worker itself, for memory samples.
+    pub(crate) worker_pid: u32,
+    /// SIGTERM to `pid` stops the whole tree and the shim exits last.
+    pub(crate) contained: bool,
+    /// The worker leads its own process group (killed with it).
+    pub(crate) own_group: bool,
+}
+
+/// Deadlines of the running request.
+struct Armed {
+    started: Instant,
+    deadline: Option<Instant>,
+    hang: Option<Duration>,
+    /// Heartbeat and progress as of `life_seen`.
+    beat: u64,
+    progress: u64,
+    life_seen: Instant,
+    /// Next look at the heartbeat.
+    next_life_check: Instant,
+    cancel_deadline: Option<Instant>,
+}
+
+struct State {
+    exit: Option<Exit>,
+    verdict: Option<Verdict>,
+    armed: Option<Armed>,
+    idle_deadline: Option<Instant>,
+    next_rss: Option<Instant>,
+    last_rss: Option<RssSample>,
+    soft_exceeded: bool,
+    rss_samples: u64,
+    rss_unavailable: u64,
+    kill_sent: Option<Instant>,
+    escalated: bool,
+    retired: bool,
+}
+
+/// One child under the watchdog.
+pub(crate) struct Watch {
+    process: Watched,
+    ring: ConsumerRemote,
+    rss: RssConfig,
+    /// Set (Release) after anything the request thread must react to was
+    /// recorded in `state`: an exit, a verdict.
+    attention: AtomicBool,
+    /// Records the request thread moved; a sign of life like the heartbeat.
+    progress: AtomicU64,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Watch {
+    pub(crate) fn new(process: Watched, ring: ConsumerRemote, rss: RssConfig) -> Watch {
+        Watch {
+            process,
+            ring,
+            rss,
+            attention: AtomicBool::new(false),
+            progress: AtomicU64::new(0),
+            state: Mutex::new(State {
+                exit: None,
+                verdict: None,
+                armed: None,
+                idle_deadline: None,
+                next_rss: None,
+                last_rss: None,
+                soft_exceeded: false,
+                rss_samples: 0,
+                rss_unavailable: 0,
+                kill_sent: None,
+                escalated: false,
+                retired: false,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.process.pid
+    }
+
+    pub(crate) fn worker_pid(&self) -> u32 {
+        self.process.worker_pid
+    }
+
+    pub(crate) fn pidfd(&self) -> BorrowedFd<'_> {
+        self.process.pidfd.as_fd()
+    }
+
+    /// Whether an exit or a verdict is waiting to be looked at. One load.
+    #[inline]
+    pub(crate) fn attention(&self) -> bool {
+        // Pairs with the Release store in `raise`.
+        self.attention.load(Ordering::Acquire)
+    }
+
+    /// Counts records moved by the request thread (once per batch).
+    #[inline]
+    pub(crate) fn note_progress(&self, records: u32) {
+        self.progress
+            .fetch_add(u64::from(records), Ordering::Relaxed);
+    }
+
+    /// The exit status, once reaped, and the verdict, if the watchdog killed it.
+    pub(crate) fn status(&self) -> (Option<Exit>, Option<Verdict>) {
+        let state = self.lock();
+        (state.exit, state.verdict)
+    }
+
+    pub(crate) fn exit(&self) -> Option<Exit> {
+        self.lock().exit
+    }
+
+    /// Arms the deadlines of a request.
+    pub(crate) fn arm(&self, timeout: Option<Duration>, hang: Option<Duration>) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        state.idle_deadline = None;
+        state.armed = Some(Armed {
+            started: now,
+            deadline: timeout.and_then(|t| now.checked_add(t)),
+            hang,
+            beat: self.ring.heartbeat(),
+            progress: self.progress.load(Ordering::Relaxed),
+            life_seen: now,
+            next_life_check: hang.map_or(now, |h| now + life_check_every(h)),
+            cancel_deadline: None,
+        });
+        if self.rss.hard.is_some() || self.rss.soft.is_some() {
+            state.next_rss = Some(now + self.rss.interval);
+        }
+        drop(state);
+        super::poke();
+    }
+
+    /// Disarms after a request; an idle restart, if any, counts from now.
+    pub(crate) fn disarm(&self, idle_restart: Option<Duration>) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        state.armed = None;
+        state.next_rss = None;
+        state.idle_deadline = idle_restart.and_then(|idle| now.checked_add(idle));
+        drop(state);
+        if idle_restart.is_some() {
+            super::poke();
+        }
+    }
+
+    /// Starts the cancel grace of the running request (idempotent): from
+    /// now on the watchdog kills the child if the request has not ended
+    /// within `grace`, whatever the request thread is doing.
+    pub(crate) fn start_cancel_grace(&self, grace: Duration) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        if let Some(armed) = state.armed.as_mut()
+            && armed.cancel_deadline.is_none()
+        {
+            armed.cancel_deadline = Some(now.checked_add(grace).unwrap_or(now));
+            drop(state);
+            super::poke();
+        }
+    }
+
+    /// Samples the worker's memory now (before a request); true if it is
+    /// above the soft ceiling (now or in a sample taken since the last call).
+    pub(crate) fn over_soft_ceiling(&self) -> bool {
+        let Some(soft) = self.rss.soft else {
+            return false;
+        };
+        let mut state = self.lock();
+        if let Some(sample) = self.take_sample(&mut state)
+            && sample.rss_anon > soft
+        {
+            state.soft_exceeded = true;
+        }
+        state.soft_exceeded
+    }
+
+    /// Memory samples taken and samples that could not be read.
+    pub(crate) fn rss_counts(&self) -> (u64, u64) {
+        let state = self.lock();
+        (state.rss_samples, state.rss_unavailable)
+    }
+
+    /// Kills the child (its whole tree) on the owner's behalf.
+    pub(crate) fn stop(&self) {
+        let mut state = self.lock();
+        self.condemn(&mut state, Verdict::Stopped);
+    }
+
+    /// Waits until the child is reaped by the watchdog, at most `timeout`.
+    pub(crate) fn wait_exit(&self, timeout: Duration) -> Option<Exit> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut state = self.lock();
+        while state.exit.is_none() {
+            let wait = match deadline {
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return None;
+                    }
+                    deadline - now
+                }
+                None => Duration::from_secs(3600),
+            };
+            state = self
+                .changed
+                .wait_timeout(state, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        state.exit
+    }
+
+    /// The owner is done with this child; the watchdog forgets it once reaped.
+    pub(super) fn retire(&self) {
+        self.lock().retired = true;
+        super::poke();
+    }
+
+    /// Whether the watchdog can forget this watch.
+    pub(super) fn finished(&self) -> bool {
+        let state = self.lock();
+        state.retired && state.exit.is_some()
+    }
+
+    /// Whether the watchdog has reaped the child.
+    pub(crate) fn reaped(&self) -> bool {
+        self.lock().exit.is_some()
+    }
+
+    /// The watchdog's one reaping place: reaps the child if it has terminated.
+    pub(super) fn try_reap(&self) {
+        let mut state = self.lock();
+        if state.exit.is_some() {
+            return;
+        }
+        // Under the state lock: `condemn` signals the process group only
+        // while this has not happened, so a recycled pid is never hit.
+        let status = rustix::process::waitid(
+            WaitId::PidFd(self.process.pidfd.as_fd()),
+            WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+        );
+        let exit = match status {
+            Ok(Some(status)) => match (status.exit_status(), status.terminating_signal()) {
+                (Some(code), _) => Exit::Code(code),
+                (None, Some(signal)) => Exit::Signal(signal),
+                (None, None) => return,
+            },
+            Ok(None) => return,
+            // ECHILD: reaped behind our back (a host calling `wait(-1)`).
+            Err(_) => Exit::Code(-1),
+        };
+        state.exit = Some(exit);
+        state.armed = None;
+        state.idle_deadline = None;
+        state.next_rss = None;
+        self.raise(state);
+    }
+
+    /// The nearest instant at which `tick` has something to do.
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        let state = self.lock();
+        if state.exit.is_some() {
+            return None;
+        }
+        if let Some(sent) = state.kill_sent {
+            return (!state.escalated).then(|| sent + ESCALATE_AFTER);
+        }
+        let mut due: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                due = Some(due.map_or(t, |d| d.min(t)));
+            }
+        };
+        if let Some(armed) = &state.armed {
+            consider(armed.deadline);
+            consider(armed.cancel_deadline);
+            consider(armed.hang.map(|_| armed.next_life_check));
+            if self.rss.hard.is_some() || self.rss.soft.is_some() {
+                consider(state.next_rss);
+            }
+        } else {
+            consider(state.idle_deadline);
+        }
+        due
+    }
+
+    /// Applies every deadline that has passed by `now`.
+    pub(super) fn tick(&self, now: Instant) {
+        let mut state = self.lock();
+        if state.exit.is_some() {
+            return;
+        }
+        if let Some(sent) = state.kill_sent {
+            if !state.escalated && now >= sent + ESCALATE_AFTER {
+                state.escalated = true;
+                tracing::warn!(
+                    pid = self.process.pid,
+                    "child not gone 2 s after its stop; SIGKILL"
+                );
+                let _ = rustix::process::pidfd_send_signal(&self.process.pidfd, Signal::KILL);
+            }
+            return;
+        }
+        let Some(armed) = state.armed.as_mut() else {
+            if state.idle_deadline.is_some_and(|d| now >= d) {
+                self.condemn(&mut state, Verdict::Idle);
+            }
+            return;
+        };
+        if let Some(deadline) = armed.deadline
+            && now >= deadline
+        {
+            let after = deadline - armed.started;
+            self.condemn(&mut state, Verdict::Timeout { after });
+            return;
+        }
+        if armed.cancel_deadline.is_some_and(|d| now >= d) {
+            self.condemn(&mut state, Verdict::CancelIgnored);
+            return;
+        }
+        if let Some(hang) = armed.hang
+            && now >= armed.next_life_check
+        {
+            let beat = self.ring.heartbeat();
+            let progress = self.progress.load(Ordering::Relaxed);
+            if beat != armed.beat || progress != armed.progress {
+                armed.beat = beat;
+                armed.progress = progress;
+                armed.life_seen = now;
+            } else if now.duration_since(armed.life_seen) >= hang {
+                let silent_for = now.duration_since(armed.life_seen);
+                self.condemn(&mut state, Verdict::Hung { silent_for });
+                return;
+            }
+            armed.next_life_check = now + life_check_every(hang);
+        }
+        if state.next_rss.is_some_and(|t| now >= t) {
+            state.next_rss = Some(now + self.rss.interval);
+            if let Some(sample) = self.take_sample(&mut state) {
+                if let Some(limit) = self.rss.hard
+                    && sample.rss_anon > limit
+                {
+                    self.condemn(&mut state, Verdict::MemoryLimit { sample, limit });
+                    return;
+                }
+                if self.rss.soft.is_some_and(|soft| sample.rss_anon > soft) {
+                    state.soft_exceeded = true;
+                }
+            }
+        }
+    }
+
+    fn take_sample(&self, state: &mut State) -> Option<RssSample> {
+        match memory::sample(self.process.worker_pid) {
+            Sampled::Sample(sample) => {
+                state.rss_samples += 1;
+                state.last_rss = Some(sample);
+                Some(sample)
+            }
+            Sampled::Unavailable => {
+                state.rss_unavailable += 1;
+                None
+            }
+        }
+    }
+
+    /// Records the verdict (the first one wins) and kills the tree.
+    fn condemn(&self, state: &mut MutexGuard<'_, State>, verdict: Verdict) {
+        if state.exit.is_some() || state.kill_sent.is_some() {
+            return;
+        }
+        state.verdict = Some(verdict);
+        state.kill_sent = Some(Instant::now());
+        if self.process.contained {
+            // The shim kills the worker, then every descendant, then exits.
+            let _ = rustix::process::pidfd_send_signal(&self.process.pidfd, Signal::TERM);
+        } else {
+            let _ = rustix::process::pidfd_send_signal(&self.process.pidfd, Signal::KILL);
+            if self.process.own_group
+                && let Some(group) = Pid::from_raw(self.process.pid as i32)
+            {
+                // Unreaped (checked above, under the lock `try_reap` takes),
+                // so the group id cannot have been recycled.
+                let _ = rustix::process::kill_process_group(group, Signal::KILL);
+            }
+        }
+        self.attention.store(true, Ordering::Release);
+        self.ring.wake();
+        self.changed.notify_all();
+        super::poke();
+    }
+
+    /// Publishes a recorded event to the request thread and to waiters.
+    fn raise(&self, state: MutexGuard<'_, State>) {
+        drop(state);
+        // Pairs with the Acquire load in `attention`.
+        self.attention.store(true, Ordering::Release);
+        self.ring.wake();
+        self.changed.notify_all();
+    }
+}
+
+/// Heartbeats are looked at four times per hang timeout: a hang is declared
+/// between 1 and 1.25 hang timeouts after the last sign of life.
+fn life_check_every(hang: Duration) -> Duration {
+    (hang / 4).max(Duration::from_millis(1))
+}
