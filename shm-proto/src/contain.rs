@@ -26,16 +26,18 @@
 //! - With [`ChildFds::die_with_parent`], P gets SIGTERM when the spawning
 //!   thread exits (and takes the tree down); W always gets SIGKILL when P
 //!   dies.
-//! - P holds no fds (so a pipe to W's stdout ends with the tree), has `/` as
-//!   its working directory, blocks every signal (no handler of the host ever
+//! - P holds no fds (so a pipe to W's stdout ends with the tree) and no
+//!   shared mappings (so a ring the host drops is freed), has `/` as its
+//!   working directory, blocks every signal (no handler of the host ever
 //!   runs in P) and runs with `RLIMIT_CORE` 0.
 //!
 //! Limits: SIGKILL to P (for example `Child::kill`) kills W through its
 //! parent-death signal but skips the clean-up, so W's descendants escape;
 //! stop a contained tree with SIGTERM to P. P is a fork of the host that
-//! never execs: until the worker ends it keeps copy-on-write references to
-//! the host's memory as it was at the spawn, so pages the host later writes
-//! are duplicated once while any shim lives. Hooks installed on the
+//! never execs: until the tree is gone it keeps copy-on-write references to
+//! the host's private memory as it was at the spawn, so a page the host
+//! writes afterwards is copied and the old copy stays with P (in the worst
+//! case, per shim, the host's private resident memory at the spawn). Hooks installed on the
 //! `Command` after [`ChildFds::apply`] run only in W; hooks before it and
 //! std's own child set-up (stdio, `process_group`, `current_dir`) run in P
 //! and are inherited by W.
@@ -267,8 +269,10 @@ pub(crate) fn become_shim(
 
 /// P from W's fork on: never returns.
 fn run_shim(worker: libc::pid_t) -> ! {
-    // Closing std's error-report pipe here lets `spawn` return once W has
-    // exec'd (W's copy is close-on-exec).
+    // Before the fds go: closing std's error-report pipe lets `spawn`
+    // return (once W has exec'd, W's copy being close-on-exec), and the
+    // spawner may expect the shim's final state by then.
+    unmap_shared();
     close_all_fds();
     // SAFETY: chdir with a NUL-terminated literal.
     unsafe { libc::chdir(c"/".as_ptr()) };
@@ -423,6 +427,86 @@ fn close_all_fds() {
         // SAFETY: close on an fd number; closing an unopened one is EBADF.
         unsafe { libc::close(fd) };
     }
+}
+
+/// Unmaps every shared mapping P inherited from the host (rings of other
+/// workers, memfds, shm segments), so that P does not keep their memory
+/// alive after the host drops them. P's own code touches only its stack,
+/// its thread's TLS and libc's private data, never a shared mapping.
+fn unmap_shared() {
+    // Ranges are collected first and unmapped after the file is closed, so
+    // the maps file never changes under a read; a host with more shared
+    // mappings than fit takes further rounds.
+    const BATCH: usize = 64;
+    for _round in 0..1024 {
+        let mut ranges = [(0usize, 0usize); BATCH];
+        let Some(found) = shared_mappings(&mut ranges) else {
+            return;
+        };
+        for &(start, end) in &ranges[..found] {
+            // SAFETY: nothing in P refers into a shared mapping (see above).
+            unsafe { libc::munmap(start as *mut libc::c_void, end - start) };
+        }
+        if found < BATCH {
+            return;
+        }
+    }
+}
+
+/// Fills `ranges` with the first shared mappings listed in
+/// `/proc/self/maps` (`start-end perms ...`, perms ending in `s`); `None`
+/// if the file cannot be read.
+fn shared_mappings(ranges: &mut [(usize, usize)]) -> Option<usize> {
+    // SAFETY: open with a NUL-terminated literal path.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/maps".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    let mut found = 0;
+    let mut buf = [0u8; 1024];
+    // Per line: 0 start, 1 end, 2.. perms (column 2 + i), then skip.
+    let (mut column, mut start, mut end) = (0usize, 0usize, 0usize);
+    'read: loop {
+        // SAFETY: read writes at most buf.len() bytes into the local buffer.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        let Ok(n @ 1..) = usize::try_from(n) else {
+            break;
+        };
+        for &byte in &buf[..n] {
+            match (column, byte) {
+                (_, b'\n') => (column, start, end) = (0, 0, 0),
+                (0, b'-') | (1, b' ') => column += 1,
+                (0 | 1, _) => {
+                    let digit = (byte as char).to_digit(16).unwrap_or(0) as usize;
+                    let value = if column == 0 { &mut start } else { &mut end };
+                    *value = value.wrapping_mul(16).wrapping_add(digit);
+                }
+                (5, b's') => {
+                    if found < ranges.len() && start < end {
+                        ranges[found] = (start, end);
+                        found += 1;
+                        if found == ranges.len() {
+                            break 'read;
+                        }
+                    }
+                    column += 1;
+                }
+                (2..=5, _) => column += 1,
+                _ => {}
+            }
+        }
+    }
+    // SAFETY: closing the fd opened above.
+    unsafe { libc::close(fd) };
+    Some(found)
 }
 
 /// Ends P the way W ended.

@@ -540,3 +540,43 @@ fn the_shim_alone_leaves_the_worker_in_the_shims_group() {
     tree.signal_shim(Signal::TERM);
     tree.wait_exit(Duration::from_secs(2));
 }
+
+/// Shared mappings (`rw-s` and the like) listed in `/proc/<pid>/maps`.
+fn shared_mappings(pid: &str) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|p| p.ends_with('s'))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_shim_keeps_no_shared_mapping_of_the_host_alive() {
+    if !shim_available() {
+        return;
+    }
+    // A ring the host holds at the spawn: if the shim kept its mapping, the
+    // memfd's memory would outlive the host dropping the ring.
+    let ring = shm_proto::RingMemory::create(&shm_proto::RingConfig::default()).unwrap();
+    // More than the shim unmaps per round.
+    let small = shm_proto::RingConfig::with_capacity(shm_proto::MIN_CAPACITY);
+    let more: Vec<_> = (0..150)
+        .map(|_| shm_proto::RingMemory::create(&small).unwrap())
+        .collect();
+    assert!(shared_mappings("self").len() > 150);
+    let mut tree = Tree::sh("exec sleep 1000", contained());
+    tree.worker();
+    let left = shared_mappings(&tree.shim().to_string());
+    assert!(left.is_empty(), "the shim maps {left:?}");
+    drop((ring, more));
+    tree.signal_shim(Signal::TERM);
+    assert_eq!(
+        tree.wait_exit(Duration::from_secs(2)).signal(),
+        Some(libc::SIGKILL)
+    );
+}
