@@ -241,6 +241,9 @@ pub(crate) fn become_shim(
     }
     // SAFETY: getpid cannot fail.
     let shim = unsafe { libc::getpid() };
+    // libc's fork runs the host's atfork handlers again, as a fork of a
+    // single-threaded process: std's fork has just run their child halves
+    // in this copy, so no lock in them is held by a thread that is gone.
     // SAFETY: fork in a single-threaded process; both sides go on with raw syscalls only.
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),

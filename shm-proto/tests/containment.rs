@@ -580,3 +580,80 @@ fn the_shim_keeps_no_shared_mapping_of_the_host_alive() {
         Some(libc::SIGKILL)
     );
 }
+
+#[test]
+fn sigint_sighup_and_sigquit_to_the_shim_stop_the_tree_too() {
+    if !shim_available() {
+        return;
+    }
+    for signal in [Signal::INT, Signal::HUP, Signal::QUIT] {
+        let mut tree = Tree::sh("exec sleep 1000", contained());
+        tree.worker();
+        tree.signal_shim(signal);
+        let status = tree.wait_exit(Duration::from_secs(1));
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "{signal:?}: {status:?}"
+        );
+        tree.assert_all_gone();
+    }
+}
+
+#[test]
+fn without_die_with_parent_the_tree_outlives_the_spawning_thread() {
+    if !shim_available() {
+        return;
+    }
+    let spawner = std::thread::spawn(|| {
+        let mut tree = Tree::sh("exec sleep 1000", ChildFds::new().contain_tree(true));
+        tree.worker();
+        tree
+    });
+    let mut tree = spawner.join().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(tree.child.try_wait().unwrap().is_none(), "the shim went");
+    assert!(tree.descendants.iter().all(|&p| !gone(p)));
+    tree.signal_shim(Signal::TERM);
+    tree.wait_exit(Duration::from_secs(1));
+    tree.assert_all_gone();
+}
+
+/// A `/proc/<pid>/status` (or `/proc/thread-self/status`) field.
+fn status_field(pid: &str, name: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+    line[name.len()..].trim().to_owned()
+}
+
+#[test]
+fn the_worker_gets_the_spawners_signal_mask_back_and_the_shim_blocks_all() {
+    if !shim_available() {
+        return;
+    }
+    let mut tree = Tree::sh("exec sleep 1000", contained());
+    let worker = tree.worker().to_string();
+    assert_eq!(
+        status_field(&worker, "SigBlk:"),
+        status_field("thread-self", "SigBlk:")
+    );
+    let shim = tree.shim().to_string();
+    let blocked = u64::from_str_radix(&status_field(&shim, "SigBlk:"), 16).unwrap();
+    // The signals the shim waits for are not among these: while a thread
+    // sits in sigwaitinfo the kernel lists them as unblocked (they still
+    // reach only sigwaitinfo, never a handler).
+    for signal in [
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGPIPE,
+        libc::SIGALRM,
+        libc::SIGTSTP,
+        libc::SIGWINCH,
+    ] {
+        assert_ne!(
+            blocked & (1 << (signal - 1)),
+            0,
+            "signal {signal} open in the shim"
+        );
+    }
+}
