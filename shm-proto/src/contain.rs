@@ -26,18 +26,27 @@
 //! - With [`ChildFds::die_with_parent`], P gets SIGTERM when the spawning
 //!   thread exits (and takes the tree down); W always gets SIGKILL when P
 //!   dies.
-//! - P holds no fds (so a pipe to W's stdout ends with the tree) and no
-//!   shared mappings (so a ring the host drops is freed), has `/` as its
-//!   working directory, blocks every signal (no handler of the host ever
+//! - P holds no fds (so a pipe to W's stdout ends with the tree), has `/` as
+//!   its working directory, blocks every signal (no handler of the host ever
 //!   runs in P) and runs with `RLIMIT_CORE` 0.
+//! - P is a fork of the host that never execs, so it lets go of the host's
+//!   memory: it unmaps every shared mapping (a ring the host drops is
+//!   freed) and drops its copy-on-write references to the host's private
+//!   anonymous memory (heap, buffers, other threads' stacks), keeping only
+//!   file-backed mappings, the stack it runs on and its thread's TLS block.
+//!   Otherwise each shim would keep the old copy of every page the host
+//!   writes after the spawn.
 //!
 //! Limits: SIGKILL to P (for example `Child::kill`) kills W through its
 //! parent-death signal but skips the clean-up, so W's descendants escape;
-//! stop a contained tree with SIGTERM to P. P is a fork of the host that
-//! never execs: until the tree is gone it keeps copy-on-write references to
-//! the host's private memory as it was at the spawn, so a page the host
-//! writes afterwards is copied and the old copy stays with P (in the worst
-//! case, per shim, the host's private resident memory at the spawn). Hooks installed on the
+//! stop a contained tree with SIGTERM to P, and escalate by SIGKILL to W,
+//! never to P. What P keeps of the host's private memory (written pages of
+//! file-backed mappings such as `.data`, the spawning thread's stack) stays
+//! pinned while P lives. P must not touch the memory it let go of: it runs
+//! only this module's code and libc's syscall wrappers, each called once
+//! before the release so that lazy binding cannot need the host's heap
+//! later; thread-locals of a `dlopen`ed module other than libc's errno
+//! would be out of reach, and none is used. Hooks installed on the
 //! `Command` after [`ChildFds::apply`] run only in W; hooks before it and
 //! std's own child set-up (stdio, `process_group`, `current_dir`) run in P
 //! and are inherited by W.
@@ -214,7 +223,7 @@ pub(crate) fn become_shim(
     if unsafe { libc::sigaction(libc::SIGCHLD, &default, &mut host_sigchld) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    // P takes every signal it cares about through sigwaitinfo; the host's
+    // P takes every signal it cares about through sigtimedwait; the host's
     // handlers, copied by fork, must never run in this copy of the host.
     let mut all = empty_sigset();
     // SAFETY: sigfillset writes through a pointer to a local.
@@ -272,11 +281,6 @@ pub(crate) fn become_shim(
 
 /// P from W's fork on: never returns.
 fn run_shim(worker: libc::pid_t) -> ! {
-    // Before the fds go: closing std's error-report pipe lets `spawn`
-    // return (once W has exec'd, W's copy being close-on-exec), and the
-    // spawner may expect the shim's final state by then.
-    unmap_shared();
-    close_all_fds();
     // SAFETY: chdir with a NUL-terminated literal.
     unsafe { libc::chdir(c"/".as_ptr()) };
     let no_core = libc::rlimit {
@@ -285,11 +289,18 @@ fn run_shim(worker: libc::pid_t) -> ! {
     };
     // SAFETY: setrlimit reads one rlimit through a pointer to a local.
     unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
-
     let mut wake = sigset_of(&STOP_SIGNALS);
     // SAFETY: sigaddset writes through a pointer to a local.
     unsafe { libc::sigaddset(&mut wake, libc::SIGCHLD) };
     let mut status = None;
+    bind_symbols(worker, &mut status);
+    unmap_shared();
+    release_private_memory();
+    // Last: closing std's error-report pipe lets `spawn` return (once W has
+    // exec'd, W's copy being close-on-exec), and the spawner may look at
+    // the shim's state from then on.
+    close_all_fds();
+
     loop {
         let children_left = reap(worker, &mut status);
         if status.is_some() {
@@ -297,11 +308,10 @@ fn run_shim(worker: libc::pid_t) -> ! {
         }
         if !children_left {
             // Only P reaps W, so this cannot happen; exit like a failed exec.
-            // SAFETY: _exit ends the process without running anything of the host.
-            unsafe { libc::_exit(127) };
+            exit_now(127);
         }
-        // SAFETY: sigwaitinfo reads a set behind a pointer to a local; no siginfo wanted.
-        let signal = unsafe { libc::sigwaitinfo(&wake, ptr::null_mut()) };
+        // SAFETY: sigtimedwait reads a set behind a pointer to a local; no siginfo, no timeout.
+        let signal = unsafe { libc::sigtimedwait(&wake, ptr::null_mut(), ptr::null()) };
         if STOP_SIGNALS.contains(&signal) {
             // W is P's unreaped child, so the pid is still W's.
             // SAFETY: kill with integer arguments only.
@@ -329,6 +339,43 @@ fn run_shim(worker: libc::pid_t) -> ! {
         }
     }
     exit_like(status.unwrap_or(0))
+}
+
+/// Calls, with no effect, each libc function P uses after
+/// [`release_private_memory`] and had not called yet, so that a lazily bound
+/// symbol is resolved while the host's memory is still there. `reap` may
+/// already collect W's status.
+fn bind_symbols(worker: libc::pid_t, status: &mut Option<libc::c_int>) {
+    reap(worker, status);
+    let empty = empty_sigset();
+    let now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: each call has integer arguments or pointers to locals, and none changes
+    // state: signal 0 only probes, an empty set with a zero timeout returns at once,
+    // getpid and getrlimit only report.
+    unsafe {
+        libc::kill(worker, 0);
+        libc::sigtimedwait(&empty, ptr::null_mut(), &now);
+        libc::syscall(libc::SYS_getpid);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        libc::madvise(ptr::null_mut(), 0, libc::MADV_DONTNEED);
+        libc::munmap(ptr::null_mut(), 0);
+    }
+    let _ = io::Error::last_os_error();
+}
+
+/// Ends P with `code`, through the raw syscall (bound in [`bind_symbols`]).
+fn exit_now(code: libc::c_int) -> ! {
+    // SAFETY: exit_group ends the process without running anything of the host.
+    unsafe { libc::syscall(libc::SYS_exit_group, code) };
+    // SAFETY: as above; exit_group does not return, so this is never reached.
+    unsafe { libc::_exit(code) }
 }
 
 /// Reaps every child that has ended, recording W's wait status; returns
@@ -432,34 +479,57 @@ fn close_all_fds() {
     }
 }
 
-/// Unmaps every shared mapping P inherited from the host (rings of other
-/// workers, memfds, shm segments), so that P does not keep their memory
-/// alive after the host drops them. P's own code touches only its stack,
-/// its thread's TLS and libc's private data, never a shared mapping.
-fn unmap_shared() {
-    // Ranges are collected first and unmapped after the file is closed, so
-    // the maps file never changes under a read; a host with more shared
-    // mappings than fit takes further rounds.
-    const BATCH: usize = 64;
-    for _round in 0..1024 {
-        let mut ranges = [(0usize, 0usize); BATCH];
-        let Some(found) = shared_mappings(&mut ranges) else {
-            return;
-        };
-        for &(start, end) in &ranges[..found] {
-            // SAFETY: nothing in P refers into a shared mapping (see above).
-            unsafe { libc::munmap(start as *mut libc::c_void, end - start) };
-        }
-        if found < BATCH {
-            return;
-        }
+/// One line of `/proc/self/maps`, as far as P needs it.
+struct Mapping<'a> {
+    start: usize,
+    end: usize,
+    /// `rwxp` or `rwxs`.
+    perms: &'a [u8],
+    inode: u64,
+    /// Truncated for long paths; only compared against short names.
+    path: &'a [u8],
+}
+
+impl Mapping<'_> {
+    fn parse(line: &[u8]) -> Option<Mapping<'_>> {
+        let mut fields = line.split(|&b| b == b' ').filter(|f| !f.is_empty());
+        let range = fields.next()?;
+        let dash = range.iter().position(|&b| b == b'-')?;
+        let start = parse_number(&range[..dash], 16)?;
+        let end = parse_number(&range[dash + 1..], 16)?;
+        let perms = fields.next()?;
+        let _offset = fields.next()?;
+        let _device = fields.next()?;
+        let inode = parse_number(fields.next()?, 10)? as u64;
+        let path = fields.next().unwrap_or(&[]);
+        (perms.len() == 4 && start < end).then_some(Mapping {
+            start,
+            end,
+            perms,
+            inode,
+            path,
+        })
+    }
+
+    fn contains(&self, address: usize) -> bool {
+        (self.start..self.end).contains(&address)
     }
 }
 
-/// Fills `ranges` with the first shared mappings listed in
-/// `/proc/self/maps` (`start-end perms ...`, perms ending in `s`); `None`
-/// if the file cannot be read.
-fn shared_mappings(ranges: &mut [(usize, usize)]) -> Option<usize> {
+fn parse_number(digits: &[u8], radix: u32) -> Option<usize> {
+    let mut value = 0usize;
+    for &digit in digits {
+        let digit = (digit as char).to_digit(radix)? as usize;
+        value = value.checked_mul(radix as usize)?.checked_add(digit)?;
+    }
+    Some(value)
+}
+
+/// Calls `visit` for each line of `/proc/self/maps` until it returns
+/// `false`; `false` if the file cannot be read. Lines are gathered in a
+/// stack buffer; a longer line (a long path) is cut, which only shortens its
+/// path.
+fn for_each_mapping(mut visit: impl FnMut(&Mapping<'_>) -> bool) -> bool {
     // SAFETY: open with a NUL-terminated literal path.
     let fd = unsafe {
         libc::open(
@@ -468,12 +538,11 @@ fn shared_mappings(ranges: &mut [(usize, usize)]) -> Option<usize> {
         )
     };
     if fd < 0 {
-        return None;
+        return false;
     }
-    let mut found = 0;
     let mut buf = [0u8; 1024];
-    // Per line: 0 start, 1 end, 2.. perms (column 2 + i), then skip.
-    let (mut column, mut start, mut end) = (0usize, 0usize, 0usize);
+    let mut line = [0u8; 256];
+    let mut len = 0;
     'read: loop {
         // SAFETY: read writes at most buf.len() bytes into the local buffer.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
@@ -484,32 +553,94 @@ fn shared_mappings(ranges: &mut [(usize, usize)]) -> Option<usize> {
             break;
         };
         for &byte in &buf[..n] {
-            match (column, byte) {
-                (_, b'\n') => (column, start, end) = (0, 0, 0),
-                (0, b'-') | (1, b' ') => column += 1,
-                (0 | 1, _) => {
-                    let digit = (byte as char).to_digit(16).unwrap_or(0) as usize;
-                    let value = if column == 0 { &mut start } else { &mut end };
-                    *value = value.wrapping_mul(16).wrapping_add(digit);
+            if byte == b'\n' {
+                let more = Mapping::parse(&line[..len]).is_none_or(|m| visit(&m));
+                len = 0;
+                if !more {
+                    break 'read;
                 }
-                (5, b's') => {
-                    if found < ranges.len() && start < end {
-                        ranges[found] = (start, end);
-                        found += 1;
-                        if found == ranges.len() {
-                            break 'read;
-                        }
-                    }
-                    column += 1;
-                }
-                (2..=5, _) => column += 1,
-                _ => {}
+            } else if len < line.len() {
+                line[len] = byte;
+                len += 1;
             }
         }
     }
     // SAFETY: closing the fd opened above.
     unsafe { libc::close(fd) };
-    Some(found)
+    true
+}
+
+/// Mappings handled per round: they are collected while the maps file is
+/// open and changed only after it is closed, so no read sees a change.
+const BATCH: usize = 64;
+
+/// Unmaps every shared mapping P inherited from the host (rings of other
+/// workers, memfds, shm segments), so that P does not keep their memory
+/// alive after the host drops them. Nothing P runs touches a shared
+/// mapping.
+fn unmap_shared() {
+    for _round in 0..1024 {
+        let mut ranges = [(0usize, 0usize); BATCH];
+        let mut found = 0;
+        let readable = for_each_mapping(|m| {
+            if m.perms[3] == b's' {
+                ranges[found] = (m.start, m.end);
+                found += 1;
+            }
+            found < BATCH
+        });
+        for &(start, end) in &ranges[..found] {
+            // SAFETY: nothing in P refers into a shared mapping (see above).
+            unsafe { libc::munmap(start as *mut libc::c_void, end - start) };
+        }
+        if !readable || found < BATCH {
+            return;
+        }
+    }
+}
+
+/// Drops P's references to the host's private anonymous memory (heap,
+/// buffers, other threads' stacks), so that P does not pin a copy of pages
+/// the host writes after the spawn. Left alone: file-backed mappings (code,
+/// libc's data and relocations), the stack P runs on and the block that
+/// holds its thread's TLS (errno, the thread control block). P must not
+/// read anything else of the host's memory afterwards, so the functions it
+/// calls from then on have all been called once before (a lazily bound
+/// symbol would be resolved through the host's heap).
+fn release_private_memory() {
+    let marker = 0u8;
+    let stack = ptr::addr_of!(marker) as usize;
+    // SAFETY: __errno_location has no preconditions; it returns this thread's errno address.
+    let tls = unsafe { libc::__errno_location() } as usize;
+    let mut cursor = 0usize;
+    for _round in 0..1024 {
+        let mut ranges = [(0usize, 0usize); BATCH];
+        let mut found = 0;
+        let readable = for_each_mapping(|m| {
+            let anonymous = m.inode == 0 && (m.path.is_empty() || m.path == b"[heap]");
+            if m.start >= cursor
+                && anonymous
+                && m.perms.starts_with(b"rw")
+                && m.perms[3] == b'p'
+                && !m.contains(stack)
+                && !m.contains(tls)
+            {
+                ranges[found] = (m.start, m.end);
+                found += 1;
+            }
+            found < BATCH
+        });
+        for &(start, end) in &ranges[..found] {
+            // MADV_DONTNEED, not munmap: the mapping stays, so a stray read
+            // finds zeroes instead of faulting; a locked one is skipped.
+            // SAFETY: the range is a private anonymous mapping P no longer reads (see above).
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+        }
+        if !readable || found < BATCH {
+            return;
+        }
+        cursor = ranges[BATCH - 1].1;
+    }
 }
 
 /// Ends P the way W ended.
@@ -530,14 +661,12 @@ fn exit_like(status: libc::c_int) -> ! {
             // SAFETY: getpid cannot fail; kill with integer arguments only.
             unsafe { libc::kill(libc::getpid(), signal) };
         }
-        // SAFETY: _exit ends the process without running anything of the host.
-        unsafe { libc::_exit(128 + signal) };
+        exit_now(128 + signal);
     }
     let code = if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
     } else {
         1
     };
-    // SAFETY: _exit ends the process without running anything of the host.
-    unsafe { libc::_exit(code) }
+    exit_now(code)
 }

@@ -657,3 +657,35 @@ fn the_worker_gets_the_spawners_signal_mask_back_and_the_shim_blocks_all() {
         );
     }
 }
+
+fn rss_anon_kib(pid: &str) -> u64 {
+    let value = status_field(pid, "RssAnon:");
+    value.trim_end_matches("kB").trim().parse().unwrap()
+}
+
+#[test]
+fn the_shim_lets_go_of_the_hosts_private_memory() {
+    if !shim_available() {
+        return;
+    }
+    // 64 MiB the host has written: a plain fork shares every page of it,
+    // and keeps each old copy once the host writes it again.
+    let mut ballast = vec![1u8; 64 << 20];
+    let mut tree = Tree::sh("exec sleep 1000", contained());
+    tree.worker();
+    ballast.iter_mut().step_by(4096).for_each(|b| *b = 2);
+    let shim = rss_anon_kib(&tree.shim().to_string());
+    assert!(
+        shim < 8 << 10,
+        "the shim holds {shim} KiB of anonymous memory"
+    );
+    assert!(rss_anon_kib("self") > 64 << 10);
+    std::hint::black_box(&ballast);
+    // The shim still works after letting go.
+    tree.signal_shim(Signal::TERM);
+    assert_eq!(
+        tree.wait_exit(Duration::from_secs(1)).signal(),
+        Some(libc::SIGKILL)
+    );
+    tree.assert_all_gone();
+}
