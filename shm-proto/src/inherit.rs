@@ -53,7 +53,8 @@ impl ChildFds {
     /// Makes the kernel SIGKILL the child when the spawning *thread* exits
     /// (`PR_SET_PDEATHSIG`), and fails the spawn if the parent already died
     /// between `fork` and `prctl`. Spawn from a thread that lives as long as
-    /// the children should.
+    /// the children should. With [`ChildFds::contain_tree`] the shim gets
+    /// SIGTERM instead, and takes the whole tree down.
     pub fn die_with_parent(mut self, yes: bool) -> Self {
         self.die_with_parent = yes;
         self
