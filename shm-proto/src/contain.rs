@@ -168,18 +168,18 @@ pub fn tree_containment_available() -> bool {
                 &mut subreaper as *mut libc::c_int,
             )
         } == 0;
-        known
-            && std::fs::File::open(std::path::Path::new(CHILDREN.to_str().expect("ASCII path")))
-                .is_ok()
+        use std::os::unix::ffi::OsStrExt;
+        known && std::fs::File::open(std::ffi::OsStr::from_bytes(CHILDREN.to_bytes())).is_ok()
     })
 }
 
 /// The worker W under the shim whose pid is `shim_pid` (the spawned
-/// `Child`'s id): P's first child. Read it right after `spawn`, while W
-/// is certainly alive, and pin it (a pidfd) if it is kept; after W has been
-/// reaped, P is tearing the tree down and this returns `None` or a
-/// descendant about to be killed. `None` also if `shim_pid` has no children
-/// or `/proc` does not say.
+/// `Child`'s id): P's first child, since the kernel lists children in
+/// the order they became P's and every other one is a descendant of W. Read
+/// it right after `spawn` (W has exec'd by then) and pin it (a pidfd) if it
+/// is kept: once P has reaped W, P is tearing the tree down and this returns
+/// `None` or a descendant about to be killed. `None` also if `shim_pid` has
+/// no children or `/proc` does not say.
 pub fn shim_worker_pid(shim_pid: u32) -> Option<u32> {
     let list =
         std::fs::read_to_string(format!("/proc/{shim_pid}/task/{shim_pid}/children")).ok()?;
@@ -356,9 +356,9 @@ fn bind_symbols(worker: libc::pid_t, status: &mut Option<libc::c_int>) {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: each call has integer arguments or pointers to locals, and none changes
-    // state: signal 0 only probes, an empty set with a zero timeout returns at once,
-    // getpid and getrlimit only report.
+    // None of these changes anything: signal 0, an empty set with a zero
+    // timeout, getters, empty ranges.
+    // SAFETY: integer arguments or pointers to locals only.
     unsafe {
         libc::kill(worker, 0);
         libc::sigtimedwait(&empty, ptr::null_mut(), &now);
