@@ -525,8 +525,11 @@ fn the_tree_dies_with_the_spawning_thread() {
 
 #[test]
 fn shim_worker_pid_of_a_process_without_children_is_none() {
-    assert_eq!(shim_worker_pid(std::process::id()), None);
+    let mut tree = Tree::sh("exec sleep 1000", ChildFds::new().die_with_parent(true));
+    assert_eq!(shim_worker_pid(tree.shim()), None);
     assert_eq!(shim_worker_pid(u32::MAX), None);
+    tree.signal_shim(Signal::KILL);
+    tree.wait_exit(Duration::from_secs(2));
 }
 
 #[test]
