@@ -27,8 +27,8 @@
 //!   thread exits (and takes the tree down); W always gets SIGKILL when P
 //!   dies.
 //! - P holds no fds (so a pipe to W's stdout ends with the tree), has `/` as
-//!   its working directory, blocks every signal (no handler of the host ever
-//!   runs in P) and runs with `RLIMIT_CORE` 0.
+//!   its working directory, blocks every signal from the hook on (no handler
+//!   of the host runs in P once it is the shim) and runs with `RLIMIT_CORE` 0.
 //! - P is a fork of the host that never execs, so it lets go of the host's
 //!   memory: it unmaps every shared mapping (a ring the host drops is
 //!   freed) and drops its copy-on-write references to the host's private
