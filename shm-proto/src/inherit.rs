@@ -4,13 +4,18 @@
 //! The ring's memfd (and later the control socket) must reach the child as a
 //! known fd number and nothing else may leak into it: every fd ringworker
 //! creates is `O_CLOEXEC`, and [`ChildFds`] duplicates just the chosen ones
-//! onto their target numbers between `fork` and `exec`.
+//! onto their target numbers between `fork` and `exec`. The same hook sets
+//! the worker's process group and resource limits and, with
+//! [`ChildFds::contain_tree`], turns the forked child into the subreaper
+//! shim of `contain` that holds the worker's whole process tree.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::Mutex;
+
+use crate::contain::{self, Rlimit, WorkerOptions};
 
 /// Fd number on which a child finds its ring's memfd.
 pub const RING_FD: RawFd = 3;
@@ -21,11 +26,15 @@ pub const CONTROL_FD: RawFd = 4;
 /// overwritten by another's target.
 const SCRATCH_FD_BASE: RawFd = 64;
 
-/// Fds to place in a child at fixed numbers, plus the parent-death signal.
+/// Fds to place in a child at fixed numbers, plus the parent-death signal,
+/// the worker's process group and resource limits, and containment of its
+/// process tree. The defaults change nothing but the mapped fds.
 #[derive(Debug, Default, Clone)]
 pub struct ChildFds {
     mappings: Vec<(RawFd, RawFd)>,
     die_with_parent: bool,
+    contain_tree: bool,
+    worker: WorkerOptions,
 }
 
 impl ChildFds {
@@ -44,9 +53,41 @@ impl ChildFds {
     /// Makes the kernel SIGKILL the child when the spawning *thread* exits
     /// (`PR_SET_PDEATHSIG`), and fails the spawn if the parent already died
     /// between `fork` and `prctl`. Spawn from a thread that lives as long as
-    /// the children should.
+    /// the children should. With [`ChildFds::contain_tree`] the shim gets
+    /// SIGTERM instead, and takes the whole tree down.
     pub fn die_with_parent(mut self, yes: bool) -> Self {
         self.die_with_parent = yes;
+        self
+    }
+
+    /// Makes the worker the leader of a new process group (`setpgid(0, 0)`),
+    /// so that `kill(-pgid)` reaches it and the descendants that stay in its
+    /// group.
+    pub fn own_process_group(mut self, yes: bool) -> Self {
+        self.worker.own_process_group = yes;
+        self
+    }
+
+    /// Sets `resource` in the worker (not in the shim, see
+    /// [`ChildFds::contain_tree`]): soft and hard limit both `value`, capped
+    /// at the inherited hard limit, which an unprivileged worker cannot
+    /// raise. `None` undoes an earlier call: the worker keeps the inherited
+    /// limits.
+    pub fn rlimit(mut self, resource: Rlimit, value: Option<u64>) -> Self {
+        self.worker.rlimits[resource.index()] = value;
+        self
+    }
+
+    /// Contains the worker's whole process tree (Linux) in a subreaper shim
+    /// between the supervisor and the worker: the spawned `Child` is the
+    /// shim, SIGTERM to it kills the tree, it exits only after every
+    /// descendant is dead and reaped, and its exit status mirrors the
+    /// worker's; [`shim_worker_pid`](crate::shim_worker_pid) finds the
+    /// worker. The protocol and its limits: [`crate::contain`]. Where
+    /// [`tree_containment_available`](crate::tree_containment_available) is
+    /// `false`, this means [`ChildFds::own_process_group`] only.
+    pub fn contain_tree(mut self, yes: bool) -> Self {
+        self.contain_tree = yes;
         self
     }
 
@@ -56,10 +97,17 @@ impl ChildFds {
         let ChildFds {
             mappings,
             die_with_parent,
+            contain_tree,
+            mut worker,
         } = self;
+        // Decided here, in the parent: the check allocates and is cached.
+        let shim = contain_tree && contain::tree_containment_available();
+        if contain_tree && !shim {
+            worker.own_process_group = true;
+        }
         let hook = move || -> io::Result<()> {
-            // Only async-signal-safe calls from here on: fcntl, dup2, prctl,
-            // getppid. No allocation (`mappings` was allocated before fork).
+            // Only async-signal-safe calls from here on: raw syscalls, no
+            // allocation (`mappings` was allocated before fork), no locks.
             let mut scratch = [0 as RawFd; 16];
             if mappings.len() > scratch.len() {
                 return Err(io::Error::from_raw_os_error(libc::EMFILE));
@@ -80,6 +128,10 @@ impl ChildFds {
                     return Err(io::Error::last_os_error());
                 }
             }
+            if shim {
+                // Returns only in the worker, or with an error before it exists.
+                return contain::become_shim(parent, die_with_parent, &worker);
+            }
             if die_with_parent {
                 // SAFETY: prctl with integer arguments only.
                 if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) }
@@ -92,7 +144,7 @@ impl ChildFds {
                     return Err(io::Error::from_raw_os_error(libc::ESRCH));
                 }
             }
-            Ok(())
+            worker.apply()
         };
         // SAFETY: the hook makes only async-signal-safe calls, without allocating or locking.
         unsafe { command.pre_exec(hook) };

@@ -22,6 +22,8 @@
 //!   consumer hands out, a borrow of a payload in shared memory, with the
 //!   note on why that borrow is sound.
 //! - `inherit`: placing fds at fixed numbers in a child and taking them over.
+//! - [`contain`]: the worker's process group, limits and the subreaper shim
+//!   that holds its whole process tree, run from `inherit`'s spawn hook.
 //! - `slot_ring` (feature `reference-ring`): a bare fixed-slot SPSC ring,
 //!   the benchmarks' reference, sharing nothing with the layers above but
 //!   `sealed`.
@@ -47,6 +49,7 @@ pub mod payload;
 pub mod record;
 
 mod consumer;
+pub mod contain;
 mod error;
 #[cfg(all(not(loom), feature = "fault-injection"))]
 mod futex_word;
@@ -64,6 +67,7 @@ mod wait;
 
 pub use command::Command;
 pub use consumer::{Consumer, ConsumerRemote, ConsumerStats, Readiness};
+pub use contain::{Rlimit, shim_worker_pid, tree_containment_available};
 pub use error::{ClosedBy, CorruptField, ErrorKind, Half, RingError};
 #[cfg(all(not(loom), feature = "fault-injection"))]
 pub use futex_word::{SHARED_U32_WORDS, SHARED_U64_WORDS, SharedWords};
