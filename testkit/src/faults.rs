@@ -403,10 +403,12 @@ fn spawn_grandchild(mode: GrandchildMode, writer: &RowWriter<'_>) -> std::io::Re
                 .stdin(Stdio::null())
                 .stderr(Stdio::null())
                 .output()?;
-            return String::from_utf8_lossy(&output.stdout)
+            let pid = String::from_utf8_lossy(&output.stdout)
                 .trim()
                 .parse()
-                .map_err(|e| std::io::Error::other(format!("pid from sh: {e}")));
+                .map_err(|e| std::io::Error::other(format!("pid from sh: {e}")))?;
+            settle(pid, false);
+            return Ok(pid);
         }
         GrandchildMode::StdoutWriter => {
             let mut command = Command::new("sh");
@@ -425,7 +427,36 @@ fn spawn_grandchild(mode: GrandchildMode, writer: &RowWriter<'_>) -> std::io::Re
             command
         }
     };
-    Ok(command.spawn()?.id())
+    let pid = command.spawn()?.id();
+    if mode == GrandchildMode::Setsid {
+        settle(pid, true);
+    }
+    Ok(pid)
+}
+
+/// Waits (at most 2 s) until `pid` runs `sleep`, in a session of its own if
+/// `own_session` and `setsid` was used: `spawn` returns once the first
+/// program is exec'd, which for `setsid sleep` and the backgrounded `sleep`
+/// of `sh` is before the grandchild takes its final shape. A reader of the
+/// pid file then finds the grandchild as it stays.
+fn settle(pid: u32, own_session: bool) {
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let session = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                // Fields after the parenthesized name: state ppid pgrp session.
+                let rest = stat.get(stat.rfind(')')? + 2..)?.to_owned();
+                rest.split_whitespace().nth(3)?.parse::<u32>().ok()
+            });
+        let in_own_session =
+            !own_session || session == Some(pid) || find_in_path("setsid").is_none();
+        if comm.trim() == "sleep" && in_own_session {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 fn find_in_path(program: &str) -> Option<PathBuf> {
