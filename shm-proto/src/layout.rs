@@ -25,7 +25,8 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"RNGWRKR\x01");
 /// Version of the shared-memory layout described in this module. Bumped on
 /// any change to the header or record format. 2: fragment records
 /// (`RecordKind::Fragment`) for rows larger than the maximum record. 3: the
-/// producer stats line carries [`ProducerStatsLine::accepted_request`]; a
+/// producer stats line carries the accepted-request word
+/// ([`ConsumerRemote::accepted_request`](crate::ConsumerRemote::accepted_request)); a
 /// version-2 producer never stores it, so a supervisor reading a v2 ring
 /// would take every request for one the child never read.
 pub const LAYOUT_VERSION: u32 = 3;
