@@ -1,9 +1,10 @@
 //! The worker the integration tests run: `ringworker-child`'s built-in
 //! commands, the test kit's `fault` command, the test-only commands of
-//! `support/contract.rs`, plus test-only
-//! startup behaviour chosen by environment:
-//! `FIXTURE_STARTUP_DELAY_MS` (sleep before the handshake) and
-//! `FIXTURE_PROTOCOL` (announce another protocol version).
+//! `support/contract.rs`, plus test-only startup behaviour chosen by
+//! environment (`support/fixture_modes.rs`: startup delay, another protocol
+//! version, a dribbled Hello, a deaf child, limited to the first
+//! generations if asked) and the ring squatter the `fault` command's
+//! `ring_producer` grandchild runs.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -16,6 +17,8 @@ use shm_proto::HeaderWord;
 mod big_rows;
 #[path = "support/contract.rs"]
 mod contract;
+#[path = "support/fixture_modes.rs"]
+mod fixture_modes;
 #[path = "support/hostile.rs"]
 mod hostile;
 
@@ -24,9 +27,7 @@ use contract::{
 };
 
 fn main() -> ExitCode {
-    if let Some(ms) = env_number("FIXTURE_STARTUP_DELAY_MS") {
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-    }
+    fixture_modes::squat_if_asked();
     let mut worker = faults::register(builtins::register(ChildRuntime::new(
         "ringworker-fixture",
         env!("CARGO_PKG_VERSION"),
@@ -57,10 +58,7 @@ fn main() -> ExitCode {
         "reports a cancellation the supervisor never asked for",
         self_cancel,
     );
-    worker = big_rows::register(worker);
-    if let Some(protocol) = env_number("FIXTURE_PROTOCOL") {
-        worker = worker.announce_protocol(protocol as u32);
-    }
+    worker = fixture_modes::apply(big_rows::register(worker));
     match worker.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -96,8 +94,4 @@ fn self_cancel(rows: u64, writer: &mut RowWriter<'_>) -> Result<(), CommandError
         .ring_memory()
         .debug_store(HeaderWord::CancelRequest, writer.request());
     check_cancelled(writer)
-}
-
-fn env_number(name: &str) -> Option<u64> {
-    std::env::var(name).ok()?.parse().ok()
 }

@@ -1,8 +1,10 @@
 //! The request loop: attach, handshake, serve one request at a time.
 
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -32,6 +34,21 @@ pub struct ChildRuntime {
     max_row_bytes: u64,
     /// Announce this limit in the handshake instead of the one enforced.
     announced_max_row_bytes: Option<u64>,
+    /// How the handshake is sent and what follows it: [`Handshake::Normal`]
+    /// except in tests of a supervisor's handshake and control handling.
+    handshake: Handshake,
+}
+
+/// Test hooks for the handshake (see [`ChildRuntime::dribble_hello`] and
+/// [`ChildRuntime::deaf_after_hello`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handshake {
+    /// One write of the Hello frame, then serve.
+    Normal,
+    /// The Hello frame one byte per interval, then serve.
+    Dribble(Duration),
+    /// The Hello frame, then never read the control channel; beat per interval.
+    Deaf(Duration),
 }
 
 impl ChildRuntime {
@@ -44,6 +61,7 @@ impl ChildRuntime {
             protocol: PROTOCOL_VERSION,
             max_row_bytes: DEFAULT_MAX_ROW_BYTES,
             announced_max_row_bytes: None,
+            handshake: Handshake::Normal,
         }
     }
 
@@ -68,6 +86,27 @@ impl ChildRuntime {
     #[doc(hidden)]
     pub fn announce_protocol(mut self, protocol: u32) -> Self {
         self.protocol = protocol;
+        self
+    }
+
+    /// Writes the Hello frame one byte every `every`, then serves normally:
+    /// for testing a supervisor's handshake timeout against a child that is
+    /// slow but not silent only.
+    #[doc(hidden)]
+    pub fn dribble_hello(mut self, every: Duration) -> Self {
+        self.handshake = Handshake::Dribble(every);
+        self
+    }
+
+    /// Sends a valid Hello, then never reads the control channel again
+    /// (requests, shutdown and a closed channel all go unnoticed) while
+    /// beating the ring's heartbeat every `beat_every`, until killed: for
+    /// testing a supervisor against a child that looks alive but is deaf
+    /// only. [`ChildRuntime::run`] and [`ChildRuntime::serve`] then never
+    /// return `Ok`.
+    #[doc(hidden)]
+    pub fn deaf_after_hello(mut self, beat_every: Duration) -> Self {
+        self.handshake = Handshake::Deaf(beat_every);
         self
     }
 
@@ -177,10 +216,37 @@ impl ChildRuntime {
             .with_protocol(self.protocol)
             .with_max_row_bytes(self.announced_max_row_bytes.unwrap_or(self.max_row_bytes)),
         );
-        control::write_frame(&mut control, &hello)?;
+        match self.handshake {
+            Handshake::Normal => control::write_frame(&mut control, &hello)?,
+            Handshake::Dribble(every) => {
+                let mut frame = Vec::new();
+                control::write_frame(&mut frame, &hello)?;
+                for byte in frame {
+                    std::thread::sleep(every);
+                    control
+                        .write_all(&[byte])
+                        .map_err(|source| control::FrameError::Io { source })?;
+                }
+            }
+            Handshake::Deaf(beat_every) => {
+                control::write_frame(&mut control, &hello)?;
+                // `control` stays open and unread: the supervisor's writes
+                // fill the socket buffer and then block or fail on its side.
+                loop {
+                    producer.beat();
+                    std::thread::sleep(beat_every);
+                }
+            }
+        }
         loop {
             match control::read_frame::<_, ParentFrame>(&mut control, MAX_FRAME_BYTES) {
-                Ok(ParentFrame::Request(request)) => self.handle(request, &mut producer)?,
+                Ok(ParentFrame::Request(request)) => {
+                    // Before anything that can fail or run long (decoding the
+                    // arguments, an unknown command, the command itself): from
+                    // here on a death is a death while running this request.
+                    producer.accept(request.id);
+                    self.handle(request, &mut producer)?
+                }
                 Ok(ParentFrame::Shutdown) | Err(control::FrameError::Closed) => {
                     producer.close();
                     return Ok(());

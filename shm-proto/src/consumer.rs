@@ -647,6 +647,17 @@ impl ConsumerRemote {
         self.memory.full_waits()
     }
 
+    /// Id of the last request the child's runtime read off its control
+    /// channel ([`Producer::accept`](crate::Producer::accept)), 0 before the
+    /// first. A request id above it was never read: the child died (or
+    /// stalled) before it, not while running it. Untrusted: the peer writes
+    /// it, so use it to classify a failure, never to decide delivery.
+    pub fn accepted_request(&self) -> u64 {
+        // The Acquire load in `RingMemory::accepted_request` pairs with the
+        // Release store in `RingMemory::accept` (`Producer::accept`).
+        self.memory.accepted_request()
+    }
+
     /// Whether and by whom the ring was closed (untrusted: the peer can set
     /// state bits too). Poison wins over a producer close, which wins over a
     /// consumer close.

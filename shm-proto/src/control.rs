@@ -21,7 +21,12 @@ use crate::ErrorKind;
 /// refused at handshake. 2: failure codes say whether the runtime or the
 /// command reported them. 3: rows larger than the maximum record travel as
 /// fragments, and [`Hello`] echoes the per-row limit ([`ENV_MAX_ROW_BYTES`]).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// 4: the child's runtime stores the id of each request it reads into the
+/// ring's accepted-request word before running it
+/// ([`ConsumerRemote::accepted_request`](crate::ConsumerRemote::accepted_request)),
+/// and supervisors rely on it to classify a death; an older child never
+/// stores it (ring layout 3).
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Largest control frame either side accepts.
 pub const MAX_FRAME_BYTES: usize = 1 << 20;

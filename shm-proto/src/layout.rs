@@ -24,8 +24,12 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"RNGWRKR\x01");
 
 /// Version of the shared-memory layout described in this module. Bumped on
 /// any change to the header or record format. 2: fragment records
-/// (`RecordKind::Fragment`) for rows larger than the maximum record.
-pub const LAYOUT_VERSION: u32 = 2;
+/// (`RecordKind::Fragment`) for rows larger than the maximum record. 3: the
+/// producer stats line carries the accepted-request word
+/// ([`ConsumerRemote::accepted_request`](crate::ConsumerRemote::accepted_request)); a
+/// version-2 producer never stores it, so a supervisor reading a v2 ring
+/// would take every request for one the child never read.
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// Bytes reserved for the header; record data starts right after, page aligned.
 pub const HEADER_BYTES: usize = 4096;
@@ -107,6 +111,12 @@ pub struct ProducerStatsLine {
     pub heartbeat: AtomicU64,
     /// How many times the producer found the ring full and had to wait.
     pub full_waits: AtomicU64,
+    /// Id of the last request the child's runtime read off its control
+    /// channel, stored (Release, by `Producer::accept`) before the command
+    /// runs; 0 before the first. Lets the supervisor tell "died before it
+    /// ever read this request" from "died running it". Untrusted: the peer
+    /// may store anything, so it only ever informs a diagnosis.
+    pub accepted_request: AtomicU64,
 }
 
 /// Words written by the supervisor, read by the producer.
@@ -163,6 +173,9 @@ const _: () = {
     assert!(offset_of!(IdentityLine, capacity) == 16);
     assert!(offset_of!(IdentityLine, max_payload) == 24);
     assert!(offset_of!(IdentityLine, generation) == 32);
+    assert!(offset_of!(ProducerStatsLine, heartbeat) == 0);
+    assert!(offset_of!(ProducerStatsLine, full_waits) == 8);
+    assert!(offset_of!(ProducerStatsLine, accepted_request) == 16);
     assert!(HEADER_BYTES.is_multiple_of(4096));
 };
 
@@ -196,6 +209,7 @@ impl RingHeader {
             producer_stats: ProducerStatsLine {
                 heartbeat: AtomicU64::new(0),
                 full_waits: AtomicU64::new(0),
+                accepted_request: AtomicU64::new(0),
             },
             control: ControlLine {
                 cancel_request: AtomicU64::new(0),
@@ -222,6 +236,9 @@ impl RingHeader {
         self.producer_sleep.sleeping.store(0, Ordering::Relaxed);
         self.producer_stats.heartbeat.store(0, Ordering::Relaxed);
         self.producer_stats.full_waits.store(0, Ordering::Relaxed);
+        self.producer_stats
+            .accepted_request
+            .store(0, Ordering::Relaxed);
         self.control.cancel_request.store(0, Ordering::Relaxed);
         self.control.state.store(0, Ordering::Relaxed);
         // Magic last: a reader that sees it sees an initialized header. The

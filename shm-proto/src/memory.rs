@@ -369,6 +369,30 @@ impl RingMemory {
             .load(Ordering::Relaxed)
     }
 
+    /// Records that the child read `request` off its control channel
+    /// (producer side only: called through
+    /// [`Producer::accept`](crate::Producer::accept)).
+    #[inline]
+    pub(crate) fn accept(&self, request: u64) {
+        // Pairs with the Acquire load in `accepted_request`: what the child
+        // published before taking the request (the previous request's end
+        // marker) is visible to a supervisor that sees the new id.
+        self.header()
+            .producer_stats
+            .accepted_request
+            .store(request, Ordering::Release);
+    }
+
+    /// The id of the last request the child read (untrusted, as reported by the peer).
+    #[inline]
+    pub(crate) fn accepted_request(&self) -> u64 {
+        // Pairs with the Release store in `accept`.
+        self.header()
+            .producer_stats
+            .accepted_request
+            .load(Ordering::Acquire)
+    }
+
     /// Asks the producer to stop working on `request` (0 clears) and wakes it
     /// if it is blocked on a full ring (consumer side only).
     pub(crate) fn request_cancel(&self, request: u64) {
@@ -488,6 +512,8 @@ pub enum HeaderWord {
     CancelRequest,
     /// The heartbeat counter (64 bits).
     Heartbeat,
+    /// The id of the last request the child accepted (64 bits).
+    AcceptedRequest,
 }
 
 /// Fault injection: raw, protocol-free access to the shared header and data,
@@ -509,6 +535,7 @@ impl RingMemory {
             HeaderWord::State => h.control.state.store(value as u32, o),
             HeaderWord::CancelRequest => h.control.cancel_request.store(value, o),
             HeaderWord::Heartbeat => h.producer_stats.heartbeat.store(value, o),
+            HeaderWord::AcceptedRequest => h.producer_stats.accepted_request.store(value, o),
         }
     }
 
@@ -526,6 +553,7 @@ impl RingMemory {
             HeaderWord::State => u64::from(h.control.state.load(o)),
             HeaderWord::CancelRequest => h.control.cancel_request.load(o),
             HeaderWord::Heartbeat => h.producer_stats.heartbeat.load(o),
+            HeaderWord::AcceptedRequest => h.producer_stats.accepted_request.load(o),
         }
     }
 

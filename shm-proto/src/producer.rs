@@ -5,9 +5,20 @@
 //! ring, on [`Producer::flush`], and at once when the consumer has announced
 //! that it sleeps. So a busy stream costs one Release store and one fence per
 //! batch, and no syscall at all unless the consumer is asleep.
+//!
+//! A check for cancellation ([`Producer::is_cancelled`]) or a heartbeat
+//! ([`Producer::beat`]) also arms "publish the next commit": a command that
+//! checks, writes one row and then computes for a long time would otherwise
+//! leave that row unpublished, and lost if the child is killed meanwhile.
+//! Arming lowers the batch threshold the commit compares against anyway, so
+//! rows that do not follow a check cost nothing extra; a loop that checks
+//! before every row publishes every row, which is why the built-in commands
+//! check every few hundred rows.
 
 use std::io;
 use std::sync::Arc;
+// Process-private, not a shared-memory word: loom need not model it.
+use std::sync::atomic::AtomicU64 as PrivateU64;
 use std::time::{Duration, Instant};
 
 use crate::error::{ClosedBy, CorruptField, RingError};
@@ -38,6 +49,10 @@ pub struct ProducerStats {
 /// Capacity above which the JSON scratch buffer is freed after use.
 const KEEP_JSON_SCRATCH: usize = 32 << 20;
 
+/// [`Producer::publish_at`] when armed: every head is at least this, so the
+/// next commit publishes.
+const ARMED: u64 = 0;
+
 /// The producer half. One per ring; not `Clone`.
 pub struct Producer {
     memory: Arc<RingMemory>,
@@ -54,6 +69,12 @@ pub struct Producer {
     /// Last read index seen; only ever re-read when it looks too small.
     tail_cache: u64,
     publish_every: u64,
+    /// A commit that brings `head` to at least this publishes. Invariant:
+    /// either [`ARMED`] (set by `beat` / `is_cancelled`, cleared by the next
+    /// commit) or `published + publish_every`. An atomic only so that the
+    /// `&self` methods can arm it; only the owning thread touches it, hence
+    /// Relaxed throughout (it orders nothing).
+    publish_at: PrivateU64,
     wait: WaitStrategy,
     json_hint: usize,
     json_scratch: Vec<u8>,
@@ -80,6 +101,7 @@ impl Producer {
         // Pairs with the Release store in `Producer::publish` of a previous
         // producer of this ring, if any.
         let head = memory.header().producer.write_index.load(Ordering::Acquire);
+        let publish_every = (capacity / 16).clamp(256, 64 << 10);
         Ok(Producer {
             mask: capacity - 1,
             capacity,
@@ -88,7 +110,8 @@ impl Producer {
             head,
             published: head,
             tail_cache: head,
-            publish_every: (capacity / 16).clamp(256, 64 << 10),
+            publish_every,
+            publish_at: PrivateU64::new(head + publish_every),
             wait: WaitStrategy::default(),
             json_hint: 256,
             json_scratch: Vec::new(),
@@ -100,6 +123,7 @@ impl Producer {
     /// Sets how many unpublished bytes trigger a publication.
     pub fn set_publish_every(&mut self, bytes: usize) {
         self.publish_every = (bytes as u64).clamp(8, self.capacity / 2);
+        self.rebudget();
     }
 
     /// Replaces the wait tuning.
@@ -312,7 +336,20 @@ impl Producer {
     pub fn flush(&mut self) {
         if self.head != self.published {
             self.publish();
+            // An armed commit stays armed: `RowWriter::beat` beats, then
+            // flushes, and the row after it must still publish at once.
+            self.rebudget();
         }
+    }
+
+    /// Records that the runtime read request `request` off its control
+    /// channel, before running it: the supervisor reads it through
+    /// [`ConsumerRemote::accepted_request`](crate::ConsumerRemote::accepted_request)
+    /// to tell a child that died before reading a request from one that
+    /// died running it. One Release store.
+    #[inline]
+    pub fn accept(&self, request: u64) {
+        self.memory.accept(request);
     }
 
     /// Publishes, then marks the ring closed by the producer: the consumer
@@ -322,16 +359,42 @@ impl Producer {
         self.memory.set_state(state::PRODUCER_CLOSED);
     }
 
-    /// Bumps the shared heartbeat counter.
+    /// Bumps the shared heartbeat counter, and arms the next commit to
+    /// publish at once (see the module docs).
     #[inline]
     pub fn beat(&self) {
         self.memory.beat();
+        self.arm_publish();
     }
 
     /// True if the supervisor asked to cancel `request` (one shared load).
+    /// Arms the next commit to publish at once (see the module docs).
     #[inline]
     pub fn is_cancelled(&self, request: u64) -> bool {
+        self.arm_publish();
+        self.cancel_requested_for(request)
+    }
+
+    /// The cancellation check without arming, for the wait loop (which
+    /// flushes before it waits, so nothing there needs the early publish).
+    #[inline]
+    fn cancel_requested_for(&self, request: u64) -> bool {
         request != 0 && self.memory.cancel_requested() == request
+    }
+
+    /// Makes the next commit publish, whatever the batch budget says.
+    #[inline]
+    fn arm_publish(&self) {
+        self.publish_at.store(ARMED, Ordering::Relaxed);
+    }
+
+    /// Restarts the batch budget from the last publication, unless armed.
+    #[inline]
+    fn rebudget(&self) {
+        if self.publish_at.load(Ordering::Relaxed) != ARMED {
+            self.publish_at
+                .store(self.published + self.publish_every, Ordering::Relaxed);
+        }
     }
 
     fn publish(&mut self) {
@@ -469,7 +532,7 @@ impl Producer {
                 by: ClosedBy::Consumer,
             });
         }
-        if self.is_cancelled(request) {
+        if self.cancel_requested_for(request) {
             return Err(RingError::Cancelled { request });
         }
         Ok(())
@@ -575,7 +638,8 @@ impl Slot<'_> {
         // SAFETY: `offset` is 8-aligned (all record sizes are) and the record fits before the end.
         unsafe { producer.write_header(self.offset, self.meta.header(used as u32)) };
         producer.head += record_size(used) as u64;
-        if producer.head - producer.published >= producer.publish_every
+        // One compare either way: arming lowered `publish_at` to 0.
+        if producer.head >= producer.publish_at.load(Ordering::Relaxed)
             || producer
                 .memory
                 .header()
@@ -585,6 +649,10 @@ impl Slot<'_> {
                 != 0
         {
             producer.publish();
+            // Disarms: only the first commit after a check is urgent.
+            producer
+                .publish_at
+                .store(producer.head + producer.publish_every, Ordering::Relaxed);
         }
     }
 }
@@ -633,5 +701,63 @@ impl io::Write for SlotCursor<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::{RecordMeta, RingConfig, ring};
+
+    fn visible(rx: &mut crate::Consumer) -> usize {
+        let mut n = 0;
+        while rx.try_recv().unwrap().is_some() {
+            n += 1;
+        }
+        n
+    }
+
+    #[test]
+    fn accept_is_visible_through_the_remote() {
+        let (tx, rx) = ring(&RingConfig::default()).unwrap();
+        let remote = rx.remote();
+        assert_eq!(remote.accepted_request(), 0);
+        tx.accept(7);
+        assert_eq!(remote.accepted_request(), 7);
+        tx.accept(8);
+        assert_eq!(remote.accepted_request(), 8);
+    }
+
+    #[test]
+    fn the_commit_after_a_cancel_check_publishes_at_once() {
+        let (mut tx, mut rx) = ring(&RingConfig::default()).unwrap();
+        tx.push(RecordMeta::data(1, 0), b"batched").unwrap();
+        assert_eq!(visible(&mut rx), 0, "a lone row waits for its batch");
+        assert!(!tx.is_cancelled(1));
+        tx.push(RecordMeta::data(1, 0), b"after the check").unwrap();
+        assert_eq!(visible(&mut rx), 2, "the row after a check is published");
+        tx.push(RecordMeta::data(1, 0), b"batched again").unwrap();
+        assert_eq!(visible(&mut rx), 0, "only the first commit is urgent");
+    }
+
+    #[test]
+    fn a_flush_after_a_beat_keeps_the_next_commit_urgent() {
+        let (mut tx, mut rx) = ring(&RingConfig::default()).unwrap();
+        tx.push(RecordMeta::data(1, 0), b"before").unwrap();
+        tx.beat();
+        tx.flush();
+        assert_eq!(visible(&mut rx), 1);
+        tx.push(RecordMeta::data(1, 0), b"after the beat").unwrap();
+        assert_eq!(visible(&mut rx), 1);
+    }
+
+    #[test]
+    fn the_batch_budget_still_publishes_unarmed_rows() {
+        let (mut tx, mut rx) = ring(&RingConfig::default()).unwrap();
+        tx.set_publish_every(64);
+        for _ in 0..4 {
+            tx.push(RecordMeta::data(1, 0), &[0u8; 8]).unwrap();
+        }
+        // 4 records of 24 bytes: the third crosses the 64-byte budget.
+        assert_eq!(visible(&mut rx), 3);
     }
 }
