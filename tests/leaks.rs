@@ -51,7 +51,7 @@ fn fault(config: WorkerConfig, fault: Fault, options: RequestOptions, ok: bool) 
     assert_eq!(result.is_ok(), ok, "{fault:?}: {result:?}");
     assert_eq!(rows.count(), FAULT_ROWS, "{fault:?}: {result:?}");
     // A failed child is reaped before the request returns, not at drop.
-    let live: Vec<u32> = worker.pid().into_iter().collect();
+    let live: Vec<u32> = worker.spawned_pid().into_iter().collect();
     assert_eq!(
         support::children(),
         live,

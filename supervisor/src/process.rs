@@ -106,15 +106,21 @@ impl ChildProcess {
         drop(child);
         let worker_pid = if plan.contained {
             // The shim forked the worker before `spawn` returned.
-            shim_worker_pid(pid).unwrap_or(pid)
+            shm_proto::shim_worker_pid(pid).unwrap_or(pid)
         } else {
             pid
         };
+        // Its own pidfd: the escalation when the shim does not stop the tree.
+        let worker_pidfd = (worker_pid != pid)
+            .then(|| Pid::from_raw(worker_pid as i32))
+            .flatten()
+            .and_then(|p| rustix::process::pidfd_open(p, PidfdFlags::empty()).ok());
         let watch = Arc::new(Watch::new(
             Watched {
                 pid,
                 pidfd,
                 worker_pid,
+                worker_pidfd,
                 contained: plan.contained,
                 own_group: plan.own_group,
             },
@@ -194,11 +200,4 @@ impl Drop for ChildProcess {
         self.output.stop();
         watchdog::forget(&self.watch);
     }
-}
-
-/// The worker under a containment shim: the shim's only child, forked
-/// before `Command::spawn` returned.
-fn shim_worker_pid(shim: u32) -> Option<u32> {
-    let children = std::fs::read_to_string(format!("/proc/{shim}/task/{shim}/children")).ok()?;
-    children.split_ascii_whitespace().next()?.parse().ok()
 }

@@ -3,7 +3,6 @@
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +14,7 @@ use shm_proto::control::{
 };
 use shm_proto::{
     CONTROL_FD, ChildFds, Consumer, ConsumerRemote, RING_FD, Readiness, RecordKind, RingConfig,
-    RingMemory,
+    RingMemory, Rlimit,
 };
 
 use crate::config::WorkerConfig;
@@ -89,7 +88,6 @@ impl Session {
             .args(&config.args)
             .envs(config.env.iter().map(|(k, v)| (k, v)))
             .env(ENV_GENERATION, generation.to_string())
-            .env(ENV_PARENT_PID, std::process::id().to_string())
             .env(ENV_MAX_ROW_BYTES, config.max_row_bytes.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -97,12 +95,24 @@ impl Session {
         if let Some(cwd) = &config.cwd {
             command.current_dir(cwd);
         }
-        // Its own process group, killed with it.
-        command.process_group(0);
+        let contained = config.contain_tree && shm_proto::tree_containment_available();
+        if !contained {
+            // Under the shim the worker's parent is the shim, which checked
+            // the supervisor was alive before forking it; here the runtime
+            // checks its parent itself.
+            command.env(ENV_PARENT_PID, std::process::id().to_string());
+        }
+        let limits = &config.memory;
         ChildFds::new()
             .map(memory.fd(), RING_FD)
             .map(child_end.as_fd(), CONTROL_FD)
             .die_with_parent(true)
+            // Its own process group, killed with it.
+            .own_process_group(true)
+            .rlimit(Rlimit::Core, (!limits.core_dumps).then_some(0))
+            .rlimit(Rlimit::Data, limits.data_limit)
+            .rlimit(Rlimit::AddressSpace, limits.address_space_limit)
+            .contain_tree(contained)
             .apply(&mut command);
         let plan = WatchPlan {
             ring: consumer.remote(),
@@ -111,7 +121,7 @@ impl Session {
                 hard: config.memory.hard_rss,
                 interval: config.memory.sample_interval,
             },
-            contained: false,
+            contained,
             own_group: true,
         };
         let mut process =

@@ -110,7 +110,7 @@ pub(crate) fn run<S: Sink + ?Sized>(
     dispatcher.delivery.merge_into(stats);
     if outcome.restart.is_some()
         && dispatcher.delivery.rows == 0
-        && accepted_request(session) < dispatcher.id()
+        && session.memory.accepted_request() < dispatcher.id()
     {
         outcome.never_accepted = true;
     }
@@ -391,11 +391,4 @@ fn protocol(session: &mut Session, detail: &str, rows_delivered: u64) -> Outcome
         },
         RestartReason::Protocol,
     )
-}
-
-/// The last request the child took off its control channel.
-fn accepted_request(_session: &Session) -> u64 {
-    // Until the ring carries the child's acknowledgement, every request
-    // counts as accepted: never resent.
-    u64::MAX
 }

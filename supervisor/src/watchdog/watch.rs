@@ -20,8 +20,10 @@ use shm_proto::ConsumerRemote;
 use crate::memory::{self, RssSample, Sampled};
 use crate::process::Exit;
 
-/// After the polite stop of a contained tree (SIGTERM to its shim), how
-/// long before the shim itself is SIGKILLed.
+/// After the stop of a contained tree (SIGTERM to its shim), how long before
+/// the worker is SIGKILLed directly (the shim then still reaps the rest),
+/// and as long again before the shim itself is (its descendants may then
+/// escape; logged).
 const ESCALATE_AFTER: Duration = Duration::from_secs(2);
 
 /// Why the watchdog killed a child.
@@ -57,6 +59,8 @@ pub(crate) struct Watched {
     pub(crate) pidfd: OwnedFd,
     /// The worker itself, for memory samples.
     pub(crate) worker_pid: u32,
+    /// The worker's pidfd when it runs under a shim.
+    pub(crate) worker_pidfd: Option<OwnedFd>,
     /// SIGTERM to `pid` stops the whole tree and the shim exits last.
     pub(crate) contained: bool,
     /// The worker leads its own process group (killed with it).
@@ -88,7 +92,8 @@ struct State {
     rss_samples: u64,
     rss_unavailable: u64,
     kill_sent: Option<Instant>,
-    escalated: bool,
+    /// Escalation steps taken after `kill_sent` (0, 1: worker, 2: shim).
+    escalated: u8,
     retired: bool,
 }
 
@@ -125,7 +130,7 @@ impl Watch {
                 rss_samples: 0,
                 rss_unavailable: 0,
                 kill_sent: None,
-                escalated: false,
+                escalated: 0,
                 retired: false,
             }),
             changed: Condvar::new(),
@@ -326,7 +331,8 @@ impl Watch {
             return None;
         }
         if let Some(sent) = state.kill_sent {
-            return (!state.escalated).then(|| sent + ESCALATE_AFTER);
+            return (state.escalated < 2)
+                .then(|| sent + ESCALATE_AFTER * (u32::from(state.escalated) + 1));
         }
         let mut due: Option<Instant> = None;
         let mut consider = |t: Option<Instant>| {
@@ -354,13 +360,26 @@ impl Watch {
             return;
         }
         if let Some(sent) = state.kill_sent {
-            if !state.escalated && now >= sent + ESCALATE_AFTER {
-                state.escalated = true;
-                tracing::warn!(
-                    pid = self.process.pid,
-                    "child not gone 2 s after its stop; SIGKILL"
-                );
-                let _ = rustix::process::pidfd_send_signal(&self.process.pidfd, Signal::KILL);
+            let step = state.escalated;
+            if step < 2 && now >= sent + ESCALATE_AFTER * (u32::from(step) + 1) {
+                state.escalated += 1;
+                match (step, &self.process.worker_pidfd) {
+                    (0, Some(worker)) => {
+                        tracing::warn!(
+                            pid = self.process.worker_pid,
+                            "worker not gone 2 s after its stop; SIGKILL"
+                        );
+                        let _ = rustix::process::pidfd_send_signal(worker, Signal::KILL);
+                    }
+                    _ => {
+                        tracing::error!(
+                            pid = self.process.pid,
+                            "child not gone after its stop; SIGKILL to it (descendants may escape)"
+                        );
+                        let _ =
+                            rustix::process::pidfd_send_signal(&self.process.pidfd, Signal::KILL);
+                    }
+                }
             }
             return;
         }
