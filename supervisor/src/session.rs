@@ -47,6 +47,8 @@ pub(crate) struct Session {
     pub(crate) requests: u64,
     /// Bytes of the ring's data area.
     pub(crate) ring_capacity: u64,
+    /// The watchdog's memory-sample counters already added to the stats.
+    pub(crate) rss_seen: (u64, u64),
 }
 
 impl Session {
@@ -198,6 +200,7 @@ impl Session {
             scratch: Vec::new(),
             requests: 0,
             ring_capacity: config.ring_capacity as u64,
+            rss_seen: (0, 0),
         })
     }
 
@@ -211,7 +214,11 @@ impl Session {
     /// watchdog kills the child when it runs out, whatever the child floods
     /// the ring with meanwhile. False if the child is gone or going (it must
     /// then be replaced).
-    pub(crate) fn settle(&mut self, stats: &mut WorkerStats) -> bool {
+    pub(crate) fn settle(
+        &mut self,
+        idle_restart: Option<Duration>,
+        stats: &mut WorkerStats,
+    ) -> bool {
         let Some(request) = self.unfinished else {
             return true;
         };
@@ -226,7 +233,7 @@ impl Session {
                         if record.request() == request && record.kind() == RecordKind::End {
                             drop(record);
                             self.unfinished = None;
-                            watch.disarm(None);
+                            watch.disarm(idle_restart);
                             return true;
                         }
                     }

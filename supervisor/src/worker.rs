@@ -306,6 +306,10 @@ impl Worker {
         } else if outcome.restart.is_none() {
             watch.disarm(self.config.restart.idle_restart);
         }
+        let (samples, unavailable) = watch.rss_counts();
+        self.stats.rss_samples += samples.saturating_sub(session.rss_seen.0);
+        self.stats.rss_unavailable += unavailable.saturating_sub(session.rss_seen.1);
+        session.rss_seen = (samples, unavailable);
         self.stats.requests += 1;
         self.stats.stream_time += started.elapsed();
         if outcome.result.is_err() {
@@ -330,12 +334,14 @@ impl Worker {
         let replace = match self.session.as_mut() {
             None => None,
             Some(session) => {
-                if session.process.has_exited() {
+                // `attention`: the watchdog condemned it (idle restart) or
+                // saw it die, and the shim may still be tearing it down.
+                if session.process.has_exited() || session.process.watch().attention() {
                     Some(match session.process.watch().status().1 {
                         Some(Verdict::Idle) => RestartReason::Idle,
                         _ => RestartReason::Exited,
                     })
-                } else if !session.settle(&mut self.stats) {
+                } else if !session.settle(policy.idle_restart, &mut self.stats) {
                     Some(RestartReason::StaleRequest)
                 } else if policy
                     .max_requests
@@ -467,8 +473,8 @@ impl Worker {
         if let Some(session) = self.session.take() {
             *self.stats.restarts.entry(reason).or_default() += 1;
             let (samples, unavailable) = session.process.watch().rss_counts();
-            self.stats.rss_samples += samples;
-            self.stats.rss_unavailable += unavailable;
+            self.stats.rss_samples += samples.saturating_sub(session.rss_seen.0);
+            self.stats.rss_unavailable += unavailable.saturating_sub(session.rss_seen.1);
             self.note_restart(reason);
             drop(session);
         }
