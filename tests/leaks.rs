@@ -8,8 +8,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ringworker::{CancelToken, Error, RequestOptions, Row, SinkError, Worker, WorkerConfig};
-use ringworker_testkit::faults::{Fault, FaultRequest, FaultSummary};
+use ringworker::{
+    CancelToken, Error, MemoryLimits, RequestOptions, Row, SinkError, Worker, WorkerConfig,
+};
+use ringworker_testkit::faults::{After, Fault, FaultRequest, FaultSummary, GrandchildMode};
 use ringworker_testkit::rows::{SyntheticRequest, SyntheticSummary, embedded_sequence};
 
 #[path = "support/mod.rs"]
@@ -199,6 +201,86 @@ fn scenarios() -> Vec<Scenario> {
                 let mut worker = Worker::spawn(fixture()).unwrap();
                 let err = worker.call::<_, serde_json::Value>("nope", &());
                 assert!(matches!(err, Err(Error::UnknownCommand { .. })), "{err:?}");
+                assert_usable(&mut worker);
+            }),
+        ),
+        (
+            "memory hard limit",
+            Box::new(|| {
+                let memory = MemoryLimits::default()
+                    .with_hard_rss(Some(48 << 20))
+                    .with_sample_interval(Duration::from_millis(20));
+                fault(
+                    fixture().with_memory(memory),
+                    Fault::Allocate {
+                        mib: 160,
+                        hold_ms: 5000,
+                    },
+                    RequestOptions::default(),
+                    false,
+                );
+            }),
+        ),
+        (
+            "idle restart",
+            Box::new(|| {
+                let policy =
+                    support::many_restarts().with_idle_restart(Some(Duration::from_millis(50)));
+                let mut worker = Worker::spawn(fixture().with_restart_policy(policy)).unwrap();
+                assert_usable(&mut worker);
+                let pid = worker.pid().unwrap();
+                assert!(support::wait_until(Duration::from_secs(5), || {
+                    !support::alive(pid)
+                }));
+                assert_usable(&mut worker);
+            }),
+        ),
+        (
+            "prewarmed spare",
+            Box::new(|| {
+                let policy = support::many_restarts().with_prewarm(true);
+                let mut worker = Worker::spawn(fixture().with_restart_policy(policy)).unwrap();
+                assert!(support::wait_until(Duration::from_secs(10), || worker
+                    .spare_ready()
+                    == Some(true)));
+                let err =
+                    worker.call::<_, FaultSummary>("fault", &FaultRequest::new(Fault::KillSelf, 0));
+                assert!(matches!(err, Err(Error::ChildKilled { .. })), "{err:?}");
+                assert_usable(&mut worker);
+                assert_eq!(worker.stats().prewarm_swaps, 1);
+            }),
+        ),
+        (
+            "grandchild in its own session",
+            Box::new(|| {
+                let dir =
+                    std::env::temp_dir().join(format!("ringworker-leaks-{}", std::process::id()));
+                std::fs::create_dir_all(&dir).unwrap();
+                let pid_file = dir.join("grandchild.pid");
+                let mut worker = Worker::spawn(fixture()).unwrap();
+                let request = FaultRequest::new(
+                    Fault::Grandchild {
+                        mode: GrandchildMode::Setsid,
+                        then: After::Exit { code: 3 },
+                    },
+                    10,
+                )
+                .with_pid_file(pid_file.to_str().unwrap());
+                let err = worker.call::<_, FaultSummary>("fault", &request);
+                assert!(
+                    matches!(err, Err(Error::ChildExited { code: 3, .. })),
+                    "{err:?}"
+                );
+                let grandchild: u32 = std::fs::read_to_string(&pid_file)
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .unwrap();
+                assert!(
+                    !support::alive(grandchild),
+                    "the setsid grandchild outlived the worker"
+                );
+                std::fs::remove_dir_all(&dir).unwrap();
                 assert_usable(&mut worker);
             }),
         ),

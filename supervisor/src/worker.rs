@@ -63,7 +63,7 @@ pub struct Worker {
 
 /// A child being started (or started) in the background.
 struct Spare {
-    thread: JoinHandle<Result<Session, Error>>,
+    thread: Option<JoinHandle<Result<Session, Error>>>,
 }
 
 impl Spare {
@@ -73,17 +73,34 @@ impl Spare {
             .name("ringworker-prewarm".into())
             .spawn(move || Session::start(&config, generation))
             .ok()
-            .map(|thread| Spare { thread })
+            .map(|thread| Spare {
+                thread: Some(thread),
+            })
+    }
+
+    fn is_ready(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| t.is_finished())
     }
 
     /// Waits for the start to finish (it is bounded by the startup deadline).
-    fn take(self) -> Result<Session, Error> {
-        self.thread.join().unwrap_or_else(|_| {
+    fn take(mut self) -> Result<Session, Error> {
+        let thread = self.thread.take().expect("a spare is taken once");
+        thread.join().unwrap_or_else(|_| {
             Err(Error::Spawn {
                 program: PathBuf::new(),
                 source: std::io::Error::other("the prewarm thread panicked"),
             })
         })
+    }
+}
+
+impl Drop for Spare {
+    /// Joins a start in progress, so that its child, ring and pipes are gone
+    /// when the worker is (the start is bounded by the startup deadline).
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -532,7 +549,7 @@ impl Worker {
 
     /// The prewarmed spare's state: `None` without prewarm.
     pub fn spare_ready(&self) -> Option<bool> {
-        self.spare.as_ref().map(|s| s.thread.is_finished())
+        self.spare.as_ref().map(Spare::is_ready)
     }
 
     /// Generation of the current (or last) child, from 1.
