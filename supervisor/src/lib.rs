@@ -10,12 +10,16 @@
 //! ends with a typed [`Error`] that says how many rows were delivered, the
 //! child is killed and reaped, and the next request gets a fresh one.
 //!
-//! Layering, bottom up: `process` (spawn on a long-lived thread, pidfd, the
-//! one reaping point) and `output` (stdout/stderr drain) → `session` (one
-//! child generation: ring, control channel, handshake) → `request` (the
-//! streaming loop with its checks) → `worker` (the public API, restarts,
-//! stats). `sink`, `cancel`, `config`, `error` and `stats` are the types the
-//! caller sees.
+//! Layering, bottom up: `process` (spawn on a long-lived thread, pidfd,
+//! hand-over to the watchdog) and `output` (stdout/stderr drain) →
+//! `session` (one child generation: ring, control channel, handshake under
+//! an absolute deadline) → `request` (send, then `dispatch` records to the
+//! sink) → `worker` (the public API, restart policy, prewarmed spare,
+//! stats). Beside them, `watchdog` (one thread per process that owns every
+//! deadline and limit, reaps every child the moment it dies, kills the
+//! whole tree and wakes the request thread) and `memory` (`RssAnon`
+//! samples). `sink`, `cancel`, `config`, `policy`, `error` and `stats` are
+//! the types the caller sees.
 //!
 //! # Examples
 //!
