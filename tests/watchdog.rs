@@ -266,6 +266,50 @@ fn flooding_child_after_a_sink_error_is_replaced_within_the_grace() {
     assert_no_leaks(&worker);
 }
 
+/// Panics on its first diagnostic (`Sink::diagnostic` has no error to
+/// return; a panic is how it fails).
+struct PanickingDiagnostics;
+
+impl Sink for PanickingDiagnostics {
+    fn row(&mut self, _row: Row<'_>) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn diagnostic(&mut self, _diagnostic: &ringworker::sink::Diagnostic) {
+        panic!("the diagnostic sink gives up");
+    }
+}
+
+#[test]
+fn flooding_child_after_a_diagnostic_sink_panic_is_replaced_within_the_grace() {
+    let _serial = serial();
+    let grace = Duration::from_millis(500);
+    let mut worker = Worker::spawn(config().with_cancel_grace(grace)).unwrap();
+    let (pid, spawned) = (worker.pid().unwrap(), worker.spawned_pid().unwrap());
+    let result = worker.stream::<_, FaultSummary, _>(
+        "fault",
+        &FaultRequest::new(Fault::FloodDiagnostics, 0),
+        &mut PanickingDiagnostics,
+    );
+    match result {
+        Err(Error::SinkPanicked { rows_delivered, .. }) => assert_eq!(rows_delivered, 0),
+        other => panic!("expected a sink panic, got {other:?}"),
+    }
+    let started = Instant::now();
+    let summary = small_call(&mut worker, RequestOptions::default().timeout(FALLBACK));
+    let elapsed = started.elapsed();
+    let summary = summary.unwrap_or_else(|err| panic!("the next request failed: {err}"));
+    assert_eq!(summary.rows, small_request().rows);
+    assert!(
+        elapsed < grace + Duration::from_millis(1500),
+        "the next request took {elapsed:?} (grace {grace:?})"
+    );
+    assert_ne!(worker.pid(), Some(pid), "the flooding child was kept");
+    assert!(dead(pid, spawned), "the flooding child still runs");
+    assert_usable(&mut worker);
+    assert_no_leaks(&worker);
+}
+
 // 4. Verdicts carried out while the sink blocks.
 
 const SINK_SLEEP: Duration = Duration::from_secs(2);
