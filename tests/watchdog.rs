@@ -580,25 +580,41 @@ fn duration_max_means_no_limit() {
     }
     assert_usable(&mut worker);
 
-    // A cancel with an infinite grace: the cooperative child ends it itself.
+    assert_eq!(worker.pid(), pid, "no limit was hit: the child stays");
+    assert_usable(&mut worker);
+    assert_no_leaks(&worker);
+}
+
+#[test]
+fn cancel_grace_duration_max_never_expires() {
+    let _serial = serial();
+    let mut worker = Worker::spawn(config().with_cancel_grace(Duration::MAX)).unwrap();
+    let (pid, spawned) = (worker.pid().unwrap(), worker.spawned_pid().unwrap());
     let token = CancelToken::new();
     let rows = FaultRows::default();
     let canceller = support::cancel_after(token.clone(), rows.clone(), 1);
     let mut sink = rows;
+    // The child never honours the cancel and the grace is infinite: only
+    // the request's deadline may end it.
+    let deadline = Duration::from_millis(1500);
+    let started = Instant::now();
     let result = worker.stream_with::<_, FaultSummary, _>(
         "fault",
-        &FaultRequest::new(Fault::BusyHeartbeat, 1),
+        &FaultRequest::new(Fault::IgnoreCancel, 1),
         &mut sink,
-        RequestOptions::default()
-            .timeout(Duration::MAX)
-            .cancel(token),
+        RequestOptions::default().timeout(deadline).cancel(token),
     );
+    let elapsed = started.elapsed();
     assert!(canceller.join().unwrap());
     match result {
-        Err(Error::Cancelled { killed: false, .. }) => {}
-        other => panic!("expected a cooperative Cancelled, got {other:?}"),
+        Err(Error::Timeout { rows_delivered, .. }) => assert_eq!(rows_delivered, 1),
+        other => panic!(
+            "an infinite cancel grace expired: expected Timeout after {deadline:?}, \
+             got {other:?} after {elapsed:?}"
+        ),
     }
-    assert_eq!(worker.pid(), pid, "no limit was hit: the child stays");
+    assert!(elapsed >= deadline, "ended after {elapsed:?}");
+    assert!(dead(pid, spawned), "the child still runs");
     assert_usable(&mut worker);
     assert_no_leaks(&worker);
 }
