@@ -68,7 +68,7 @@ fn small_request() -> SyntheticRequest {
     SyntheticRequest::fixed(10, 10)
 }
 
-/// A small synthetic request through `call` with a deadline.
+/// A small synthetic request (rows dropped) with `options`.
 fn small_call(worker: &mut Worker, options: RequestOptions) -> Result<SyntheticSummary, Error> {
     worker.stream_with(
         "synthetic",
