@@ -17,6 +17,7 @@ use crate::request::{self, Call, Limits};
 use crate::session::{ControlWriter, Session};
 use crate::sink::{Discard, Sink, TypedSink};
 use crate::stats::{RestartReason, WorkerStats};
+use crate::process::Exit;
 use crate::watchdog::Verdict;
 
 /// Per-request options. Build with `RequestOptions::default()` and the setters.
@@ -354,8 +355,9 @@ impl Worker {
                 // `attention`: the watchdog condemned it (idle restart) or
                 // saw it die, and the shim may still be tearing it down.
                 if session.process.has_exited() || session.process.watch().attention() {
-                    Some(match session.process.watch().status().1 {
-                        Some(Verdict::Idle) => RestartReason::Idle,
+                    Some(match session.process.watch().status() {
+                        (_, Some(Verdict::Idle)) => RestartReason::Idle,
+                        (Some(Exit::Signal(_)), _) => RestartReason::Signalled,
                         _ => RestartReason::Exited,
                     })
                 } else if !session.settle(policy.idle_restart, &mut self.stats) {

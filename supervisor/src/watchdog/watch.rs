@@ -78,6 +78,9 @@ struct Armed {
     life_seen: Instant,
     /// Next look at the heartbeat.
     next_life_check: Instant,
+    /// Whether the cancel grace runs, and when it ends (`None` with the
+    /// grace started: `Duration::MAX`, never).
+    cancel_started: bool,
     cancel_deadline: Option<Instant>,
 }
 
@@ -190,6 +193,7 @@ impl Watch {
             progress: self.progress.load(Ordering::Relaxed),
             life_seen: now,
             next_life_check: hang.map_or(now, |h| now + life_check_every(h)),
+            cancel_started: false,
             cancel_deadline: None,
         });
         if self.rss.hard.is_some() || self.rss.soft.is_some() {
@@ -219,9 +223,10 @@ impl Watch {
         let now = Instant::now();
         let mut state = self.lock();
         if let Some(armed) = state.armed.as_mut()
-            && armed.cancel_deadline.is_none()
+            && !armed.cancel_started
         {
-            armed.cancel_deadline = Some(now.checked_add(grace).unwrap_or(now));
+            armed.cancel_started = true;
+            armed.cancel_deadline = now.checked_add(grace);
             drop(state);
             super::poke();
         }
