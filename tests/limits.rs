@@ -72,6 +72,7 @@ fn hard_limit_kills_the_child_during_the_request() {
     let result: Result<FaultSummary, Error> =
         worker.stream("fault", &allocate(200, 3000), &mut rows);
     let took = started.elapsed();
+    eprintln!("hard limit: {took:?}: {result:?}");
     let Err(Error::MemoryLimit {
         sample,
         limit: reported,
