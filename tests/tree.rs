@@ -482,3 +482,32 @@ fn deaf_child_gets_replaced_and_the_request_resent() {
     assert_usable(&mut worker);
     drop_worker(worker, "deaf child");
 }
+
+/// A request over the control channel's frame limit (`MAX_FRAME_BYTES`,
+/// 1 MiB) cannot be sent at all: it fails at once with a typed error of the
+/// caller's (`ErrorKind::Usage`), the healthy child stays, nothing is resent.
+#[test]
+fn request_over_the_frame_limit_is_refused_without_a_restart() {
+    let _serial = serial();
+    let mut worker = Worker::spawn(fixture().with_ring(16 << 20, 1 << 20)).unwrap();
+    let pid = worker.pid().unwrap();
+    let request = EchoRequest::new(serde_json::Value::String("x".repeat(3 << 19)));
+    let started = Instant::now();
+    let result: Result<serde_json::Value, Error> = worker.call("echo", &request);
+    let took = started.elapsed();
+    let err = result.expect_err("1.5 MiB of arguments exceed the frame limit");
+    let stats = worker.stats().clone();
+    eprintln!("oversized request: {took:?}: {err}; {stats:?}");
+    assert_eq!(
+        err.kind(),
+        ringworker::ErrorKind::Usage,
+        "{err:?} after {took:?}; stats {stats:?}"
+    );
+    assert!(took < Duration::from_millis(500), "took {took:?}");
+    assert_eq!(worker.pid(), Some(pid), "the child was replaced");
+    assert_eq!(stats.resent_requests, 0, "{stats:?}");
+    assert!(stats.restarts.is_empty(), "{stats:?}");
+    assert_only_child(&worker, "after the refused request");
+    assert_usable(&mut worker);
+    drop_worker(worker, "oversized request");
+}
