@@ -309,7 +309,23 @@ fn write_end(
         Ok(summary) => EndPayload::Ok(summary),
         Err(err) => EndPayload::Err(err.into_failure()),
     };
-    producer.push_json(RecordMeta::of_kind(RecordKind::End, request), &payload)?;
+    let meta = RecordMeta::of_kind(RecordKind::End, request);
+    match producer.push_json(meta, &payload) {
+        // A summary (or failure message) larger than one record: the
+        // request fails with a typed code instead of the worker dying.
+        Err(shm_proto::RingError::RecordTooLarge { len, max }) => {
+            let failure = CommandError::runtime(
+                RuntimeCode::RecordTooLarge,
+                format!(
+                    "the end marker ({len} bytes) is larger than the ring's maximum record ({max} bytes)"
+                ),
+            );
+            producer.push_json(meta, &EndPayload::Err(failure.into_failure()))?;
+        }
+        other => {
+            other?;
+        }
+    }
     Ok(())
 }
 

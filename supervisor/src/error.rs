@@ -118,6 +118,15 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// The request frame is larger than the control channel's frame limit;
+    /// nothing was sent.
+    #[error("request of {bytes} bytes is over the control frame limit of {max} bytes")]
+    RequestTooLarge {
+        /// Encoded size of the request frame.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The control channel failed while sending a request.
     #[error("control channel failed: {source}")]
     Control {
@@ -304,6 +313,7 @@ impl Error {
             Error::Config { .. }
             | Error::UnknownCommand { .. }
             | Error::EncodeRequest { .. }
+            | Error::RequestTooLarge { .. }
             | Error::DecodeSummary { .. } => ErrorKind::Usage,
             Error::RingSetup { .. } => ErrorKind::System,
             Error::Spawn { .. }

@@ -13,11 +13,11 @@ use shm_proto::control::{self, Hello, ParentFrame};
 use crate::cancel::CancelToken;
 use crate::config::WorkerConfig;
 use crate::error::Error;
+use crate::process::Exit;
 use crate::request::{self, Call, Limits};
 use crate::session::{ControlWriter, Session};
 use crate::sink::{Discard, Sink, TypedSink};
 use crate::stats::{RestartReason, WorkerStats};
-use crate::process::Exit;
 use crate::watchdog::Verdict;
 
 /// Per-request options. Build with `RequestOptions::default()` and the setters.
@@ -355,7 +355,10 @@ impl Worker {
                 // `attention`: the watchdog condemned it (idle restart) or
                 // saw it die, and the shim may still be tearing it down.
                 if session.process.has_exited() || session.process.watch().attention() {
-                    Some(match session.process.watch().status() {
+                    // A death the pidfd shows is reaped by the watchdog
+                    // within microseconds; its status names the reason.
+                    let exit = session.process.reap(Duration::from_millis(200));
+                    Some(match (exit, session.process.watch().status().1) {
                         (_, Some(Verdict::Idle)) => RestartReason::Idle,
                         (Some(Exit::Signal(_)), _) => RestartReason::Signalled,
                         _ => RestartReason::Exited,

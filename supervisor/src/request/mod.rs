@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
-use shm_proto::control::{self, ParentFrame, RequestFrame};
+use shm_proto::control::{self, FrameError, ParentFrame, RequestFrame};
 use shm_proto::payload::{EndPayload, FailureCode, RuntimeCode};
 use shm_proto::{RECORD_HEADER_BYTES, Readiness, RingError};
 
@@ -134,6 +134,11 @@ fn deliver<S: Sink + ?Sized>(
         deadline: control_deadline,
     };
     if let Err(source) = control::write_frame(&mut writer, &frame) {
+        if let FrameError::TooLarge { len, max } = source {
+            // Refused before a byte was written: the caller's mistake, the
+            // child is fine.
+            return Outcome::done(Err(Error::RequestTooLarge { bytes: len, max }));
+        }
         if source.is_timeout() {
             // Alive but not reading: it gets no second chance.
             session.process.kill();
