@@ -25,14 +25,19 @@ pub fn run_worker() -> Result<()> {
 /// Starts this binary as a worker (see [`run_worker`]) on a ring of
 /// `capacity` bytes with the largest records it allows.
 pub fn spawn_self_worker(capacity: usize) -> Result<Worker> {
+    Worker::spawn(self_worker_config(capacity)?).context("starting the worker")
+}
+
+/// The configuration [`spawn_self_worker`] uses (default deadlines, memory
+/// limits and restart policy), for callers that change some of it.
+pub fn self_worker_config(capacity: usize) -> Result<WorkerConfig> {
     let exe = std::env::current_exe().context("locating this executable")?;
-    let config = WorkerConfig::new(exe)
+    Ok(WorkerConfig::new(exe)
         .with_args([WORKER_SUBCOMMAND])
         .with_ring(
             capacity,
             shm_proto::RingConfig::largest_payload_for(capacity),
-        );
-    Worker::spawn(config).context("starting the worker")
+        ))
 }
 
 /// Streams `rows` rows of `row_bytes` bytes through `Worker::stream` on a

@@ -14,6 +14,8 @@
 //! - `peer_iceoryx2` (feature `peers`): the same rows over iceoryx2.
 //! - [`latency`]: idle CPU, ring wake-up vs bare futex wake-up latency.
 //! - [`pin`]: parent and children on separate CPUs.
+//! - [`supervision`]: kill → ready (cold and prewarmed) and the watchdog's
+//!   idle CPU, through the public `Worker` API.
 //! - [`report`]: the table, JSON lines and targets.
 
 // No `unsafe` here: the ceiling's raw ring is `shm_proto::slot_ring`.
@@ -32,3 +34,4 @@ pub mod pin;
 pub mod report;
 pub mod ring_case;
 pub mod rows;
+pub mod supervision;

@@ -41,6 +41,25 @@ pub fn unpin() {
     let _ = sched_setaffinity(None, &set);
 }
 
+/// Lets every thread of the calling process run on every CPU again (the
+/// supervisor's long-lived threads, such as its watchdog and spawner, keep
+/// the mask they were started with; children they spawn inherit it).
+pub fn unpin_all_threads() {
+    let mut set = CpuSet::new();
+    for cpu in 0..CpuSet::MAX_CPU {
+        set.set(cpu);
+    }
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for tid in tasks
+        .flatten()
+        .filter_map(|t| t.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+    {
+        let _ = sched_setaffinity(rustix::process::Pid::from_raw(tid), &set);
+    }
+}
+
 /// In a child: if it inherited a parent's pinning (its mask is exactly the
 /// parent CPU), moves to the child CPU. Unpinned parents leave children free.
 pub fn pin_child() {

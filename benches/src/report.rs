@@ -4,6 +4,9 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
+use crate::latency::percentile;
+use crate::supervision::{RestartLatency, SupervisionResult, WATCHDOG_IDLE_TARGET_PCT};
+
 /// One throughput case: the ring, the baseline (and its borrowed-payload
 /// variant) and, for some sizes, the end-to-end `Worker::stream` path, run
 /// interleaved so that run `i` of each saw the same machine.
@@ -212,6 +215,7 @@ pub fn targets(
     cases: &[CaseResult],
     idle_cpu_pct: Option<f64>,
     wake: Option<&LatencyResult>,
+    supervision: Option<&SupervisionResult>,
 ) -> Vec<Target> {
     let mut out = Vec::new();
     let find = |name: &str| cases.iter().find(|c| c.case == name);
@@ -284,13 +288,141 @@ pub fn targets(
             pass: w.wake_p99_us <= 2.0 * w.futex_p99_us,
         });
     }
+    if let Some(sup) = supervision {
+        out.extend(supervision_targets(sup));
+    }
     out
+}
+
+/// The targets of the supervision case.
+pub fn supervision_targets(sup: &SupervisionResult) -> Vec<Target> {
+    let mut out = Vec::new();
+    for r in [&sup.prewarm, &sup.cold] {
+        out.push(Target {
+            name: format!("kill->ready {} p50 <= {} ms", r.mode(), r.target_ms()),
+            measured: format!("{:.3} ms", r.p50_ms()),
+            pass: r.p50_ms() <= r.target_ms(),
+        });
+    }
+    for (idle, what) in [(&sup.idle, ""), (&sup.idle_hard, ", hard RSS")] {
+        out.push(Target {
+            name: format!("idle watchdog < {WATCHDOG_IDLE_TARGET_PCT}% of a core{what}"),
+            measured: format!("{:.4}%", idle.watchdog_pct()),
+            pass: idle.watchdog_pct() < WATCHDOG_IDLE_TARGET_PCT,
+        });
+    }
+    out
+}
+
+fn restart_json(r: &RestartLatency) -> Value {
+    let ms = |v: &[f64], p: f64| round(percentile(v, p) / 1e3, 4);
+    json!({
+        "kills": r.ready_after_notice_us.len(),
+        "ready_after_notice_p50_ms": ms(&r.ready_after_notice_us, 50.0),
+        "ready_after_notice_p99_ms": ms(&r.ready_after_notice_us, 99.0),
+        "ready_after_kill_p50_ms": ms(&r.ready_after_kill_us, 50.0),
+        "ready_after_kill_p99_ms": ms(&r.ready_after_kill_us, 99.0),
+        "noticed_p50_ms": ms(&r.noticed_us, 50.0),
+        "noticed_p99_ms": ms(&r.noticed_us, 99.0),
+        "prewarm_swaps": r.swaps,
+        "target_p50_ms": r.target_ms(),
+        "pass": r.p50_ms() <= r.target_ms(),
+    })
+}
+
+fn idle_json(idle: &crate::supervision::IdleCpu) -> Value {
+    json!({
+        "workers": idle.workers,
+        "hard_rss": idle.hard_rss,
+        "window_s": round(idle.window.as_secs_f64(), 3),
+        "watchdog_cpu_pct": round(idle.watchdog_pct(), 5),
+        "watchdog_cpu_ns": idle.watchdog_ns,
+        "watchdog_ticks": idle.watchdog_ticks,
+        "ticks_per_s": idle.ticks_per_s,
+        "watchdog_ticks_cpu_pct": round(idle.watchdog_ticks_pct(), 4),
+        "process_cpu_pct": round(idle.process_pct(), 5),
+        "process_cpu_ns": idle.process_ns,
+        "rss_samples": idle.rss_samples,
+        "target_pct": WATCHDOG_IDLE_TARGET_PCT,
+        "pass": idle.watchdog_pct() < WATCHDOG_IDLE_TARGET_PCT,
+    })
+}
+
+/// The supervision case as one JSON object.
+pub fn supervision_json(sup: &SupervisionResult) -> Value {
+    json!({
+        "case": "supervision",
+        "capacity": sup.capacity,
+        "kill_to_ready_cold": restart_json(&sup.cold),
+        "kill_to_ready_prewarm": restart_json(&sup.prewarm),
+        "watchdog_idle": idle_json(&sup.idle),
+        "watchdog_idle_hard_rss": idle_json(&sup.idle_hard),
+        "stat": "kill->ready: t0 SIGKILL to Worker::pid, t1 !is_alive, t2 ensure_ready returned; \
+                 target on p50 of t2-t1; idle: CPU over the window, % of one core",
+    })
+}
+
+/// The supervision case's lines of the human-readable report.
+pub fn supervision_table(sup: &SupervisionResult) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<22} {:>6} {:>11} {:>11} {:>11} {:>11} {:>10}  target",
+        "kill -> ready", "kills", "noticed p50", "ready p50", "ready p99", "kill p50", "kill p99"
+    );
+    for r in [&sup.cold, &sup.prewarm] {
+        let ms = |v: &[f64], p: f64| format!("{:.3} ms", percentile(v, p) / 1e3);
+        let pass = r.p50_ms() <= r.target_ms();
+        let _ = writeln!(
+            s,
+            "{:<22} {:>6} {:>11} {:>11} {:>11} {:>11} {:>10}  ready p50 <= {} ms {}",
+            if r.prewarm {
+                "  prewarmed (swap)"
+            } else {
+                "  cold (spawn)"
+            },
+            r.ready_after_notice_us.len(),
+            ms(&r.noticed_us, 50.0),
+            ms(&r.ready_after_notice_us, 50.0),
+            ms(&r.ready_after_notice_us, 99.0),
+            ms(&r.ready_after_kill_us, 50.0),
+            ms(&r.ready_after_kill_us, 99.0),
+            r.target_ms(),
+            if pass { "PASS" } else { "MISS" },
+        );
+    }
+    let _ = writeln!(
+        s,
+        "(noticed = SIGKILL until !is_alive; ready = !is_alive until ensure_ready returned; \
+         kill = SIGKILL until ensure_ready returned; ring {} B)",
+        sup.capacity
+    );
+    for (idle, what) in [
+        (&sup.idle, "default limits"),
+        (&sup.idle_hard, "hard RSS limit"),
+    ] {
+        let pass = idle.watchdog_pct() < WATCHDOG_IDLE_TARGET_PCT;
+        let _ = writeln!(
+            s,
+            "watchdog idle ({} workers, {what}, {:.0} s): watchdog thread {:.4}% ({} ticks), \
+             process {:.4}% of one core, {} RSS samples; target < {WATCHDOG_IDLE_TARGET_PCT}% {}",
+            idle.workers,
+            idle.window.as_secs_f64(),
+            idle.watchdog_pct(),
+            idle.watchdog_ticks,
+            idle.process_pct(),
+            idle.rss_samples,
+            if pass { "PASS" } else { "MISS" },
+        );
+    }
+    s
 }
 
 /// The JSON objects for idle, wake and the summary.
 pub fn extra_json(
     idle_cpu_pct: Option<f64>,
     wake: Option<&LatencyResult>,
+    supervision: Option<&SupervisionResult>,
     targets: &[Target],
 ) -> Vec<Value> {
     let mut out = Vec::new();
@@ -307,6 +439,9 @@ pub fn extra_json(
             "futex_p99_us": round(w.futex_p99_us, 2),
         }));
     }
+    if let Some(sup) = supervision {
+        out.push(supervision_json(sup));
+    }
     out.push(json!({
         "case": "summary",
         "all_targets_met": targets.iter().all(|t| t.pass),
@@ -322,6 +457,7 @@ pub fn table(
     cases: &[CaseResult],
     idle_cpu_pct: Option<f64>,
     wake: Option<&LatencyResult>,
+    supervision: Option<&SupervisionResult>,
     targets: &[Target],
 ) -> String {
     let mut s = String::new();
@@ -435,6 +571,9 @@ pub fn table(
             "wake-up ({} samples each): ring p50 {:.1} us p99 {:.1} us | bare futex p50 {:.1} us p99 {:.1} us",
             w.samples, w.wake_p50_us, w.wake_p99_us, w.futex_p50_us, w.futex_p99_us
         );
+    }
+    if let Some(sup) = supervision {
+        s.push_str(&supervision_table(sup));
     }
     for t in targets {
         let verdict = if t.pass { "PASS" } else { "MISS" };

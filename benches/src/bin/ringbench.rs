@@ -24,7 +24,7 @@ use ringworker_benches::peer_iceoryx2;
 use ringworker_benches::report::{self, CaseResult, LatencyResult};
 use ringworker_benches::ring_case::{self, RingParams, ring_config};
 use ringworker_benches::rows::{RowTemplates, SizeSpec};
-use ringworker_benches::{baseline, ceiling, e2e, pin, rows};
+use ringworker_benches::{baseline, ceiling, e2e, pin, rows, supervision};
 
 /// The shared-memory ring vs pipe + JSON: throughput, idle CPU, wake-up latency.
 #[derive(Debug, Parser)]
@@ -59,7 +59,8 @@ struct Cli {
     #[arg(long)]
     reps: Option<usize>,
     /// Which parts to run: 100B, 1KiB, 4KiB, mixed, custom, idle, wake,
-    /// large (1 MiB and 16 MiB rows end to end, GB/s).
+    /// large (1 MiB and 16 MiB rows end to end, GB/s), supervision (kill ->
+    /// ready cold and prewarmed, the watchdog's idle CPU).
     #[arg(long, value_delimiter = ',')]
     cases: Option<Vec<String>>,
     /// Wake-up samples per mechanism.
@@ -146,8 +147,16 @@ enum ChildCmd {
     },
 }
 
-const ALL_PARTS: [&str; 8] = [
-    "100B", "1KiB", "4KiB", "mixed", "custom", "idle", "wake", "large",
+const ALL_PARTS: [&str; 9] = [
+    "100B",
+    "1KiB",
+    "4KiB",
+    "mixed",
+    "custom",
+    "idle",
+    "wake",
+    "large",
+    "supervision",
 ];
 
 fn main() -> ExitCode {
@@ -397,12 +406,27 @@ fn run(cli: &Cli) -> Result<()> {
         None
     };
 
-    let targets = report::targets(&cases, idle, wake.as_ref());
-    let table = report::table(&cases, idle, wake.as_ref(), &targets);
+    // Unpinned too, every supervisor thread included (those an earlier
+    // case started pinned as well).
+    let supervision = if parts.iter().any(|p| p == "supervision") {
+        pin::unpin_all_threads();
+        let (kills, window) = supervision::sizes(cli.quick);
+        Some(supervision::run_case(cli.capacity, kills, window).context("supervision")?)
+    } else {
+        None
+    };
+
+    let targets = report::targets(&cases, idle, wake.as_ref(), supervision.as_ref());
+    let table = report::table(&cases, idle, wake.as_ref(), supervision.as_ref(), &targets);
     if cli.json {
         eprint!("{table}");
         let mut lines: Vec<serde_json::Value> = cases.iter().map(CaseResult::to_json).collect();
-        lines.extend(report::extra_json(idle, wake.as_ref(), &targets));
+        lines.extend(report::extra_json(
+            idle,
+            wake.as_ref(),
+            supervision.as_ref(),
+            &targets,
+        ));
         for line in lines {
             println!("{line}");
         }
