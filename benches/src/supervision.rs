@@ -247,7 +247,7 @@ pub fn kill_to_ready(capacity: usize, kills: usize, prewarm: bool) -> Result<Res
         stats.restarts
     );
     ensure!(
-        stats.restarts.get(&RestartReason::Exited).copied() == Some(kills as u64),
+        stats.restarts.get(&RestartReason::Signalled).copied() == Some(kills as u64),
         "kills not counted as deaths: {:?}",
         stats.restarts
     );

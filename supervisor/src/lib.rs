@@ -68,6 +68,7 @@ mod reassembly;
 mod request;
 mod session;
 pub mod sink;
+mod standby;
 mod stats;
 mod watchdog;
 mod worker;

@@ -54,14 +54,16 @@ pub(crate) struct Session {
 impl Session {
     /// Creates the ring, starts the child with the ring on fd 3 and the
     /// control socket on fd 4, and waits for its handshake.
-    pub(crate) fn start(config: &WorkerConfig, generation: u64) -> Result<Session, Error> {
+    pub(crate) fn start(
+        config: &WorkerConfig,
+        generation: u64,
+        prepared: Option<RingMemory>,
+    ) -> Result<Session, Error> {
         let started = Instant::now();
         // Absolute: spawn, exec and handshake together.
         let deadline = started.checked_add(config.startup_timeout);
         config.validate()?;
-        let ring = RingConfig::with_capacity(config.ring_capacity)
-            .with_max_payload(config.max_record)
-            .with_generation(generation);
+        let ring = ring_config(config, generation);
         ring.validate().map_err(|e| Error::Config {
             field: "ring_capacity",
             reason: e.to_string(),
@@ -77,8 +79,17 @@ impl Session {
                 ),
             });
         }
-        let memory =
-            Arc::new(RingMemory::create(&ring).map_err(|source| Error::RingSetup { source })?);
+        let memory = match prepared {
+            Some(memory)
+                if memory.generation() == generation
+                    && memory.capacity() == config.ring_capacity
+                    && memory.max_payload() == config.max_record =>
+            {
+                memory
+            }
+            _ => RingMemory::create(&ring).map_err(|source| Error::RingSetup { source })?,
+        };
+        let memory = Arc::new(memory);
         let consumer =
             Consumer::new(Arc::clone(&memory)).map_err(|source| Error::RingSetup { source })?;
         let (control, child_end) = UnixStream::pair().map_err(|source| Error::Spawn {
@@ -252,6 +263,13 @@ impl Session {
             }
         }
     }
+}
+
+/// The ring of child `generation`.
+pub(crate) fn ring_config(config: &WorkerConfig, generation: u64) -> RingConfig {
+    RingConfig::with_capacity(config.ring_capacity)
+        .with_max_payload(config.max_record)
+        .with_generation(generation)
 }
 
 /// Records discarded between two looks at the watchdog's verdict.

@@ -15,7 +15,8 @@ use crate::config::WorkerConfig;
 use crate::error::Error;
 use crate::process::Exit;
 use crate::request::{self, Call, Limits};
-use crate::session::{ControlWriter, Session};
+use crate::session::{self, ControlWriter, Session};
+use crate::standby::Standby;
 use crate::sink::{Discard, Sink, TypedSink};
 use crate::stats::{RestartReason, WorkerStats};
 use crate::watchdog::Verdict;
@@ -60,6 +61,9 @@ pub struct Worker {
     /// Failed starts in a row, and when the next may be tried.
     spawn_failures: u32,
     next_spawn_at: Option<Instant>,
+    /// Tears down dead children and prepares the next ring, off the path
+    /// of the next request. Declared last: dropped after everything else.
+    standby: Standby,
 }
 
 /// A child being started (or started) in the background.
@@ -72,7 +76,7 @@ impl Spare {
         let config = config.clone();
         std::thread::Builder::new()
             .name("ringworker-prewarm".into())
-            .spawn(move || Session::start(&config, generation))
+            .spawn(move || Session::start(&config, generation, None))
             .ok()
             .map(|thread| Spare {
                 thread: Some(thread),
@@ -152,6 +156,7 @@ impl Worker {
             recent_restarts: VecDeque::new(),
             spawn_failures: 0,
             next_spawn_at: None,
+            standby: Standby::default(),
         };
         worker.start_session()?;
         worker.keep_spare();
@@ -357,6 +362,7 @@ impl Worker {
                 if session.process.has_exited() || session.process.watch().attention() {
                     // A death the pidfd shows is reaped by the watchdog
                     // within microseconds; its status names the reason.
+                    session.process.watch().try_reap();
                     let exit = session.process.reap(Duration::from_millis(200));
                     Some(match (exit, session.process.watch().status().1) {
                         (_, Some(Verdict::Idle)) => RestartReason::Idle,
@@ -420,11 +426,17 @@ impl Worker {
         }
         self.generation += 1;
         self.stats.spawns += 1;
-        match Session::start(&self.config, self.generation) {
+        let prepared = self.standby.take_ring(self.generation);
+        match Session::start(&self.config, self.generation, prepared) {
             Ok(session) => {
                 self.spawn_failures = 0;
                 self.next_spawn_at = None;
                 self.session = Some(session);
+                if !self.config.restart.prewarm {
+                    // The next cold start finds its ring made.
+                    let next = session::ring_config(&self.config, self.generation + 1);
+                    self.standby.prepare_ring(next);
+                }
                 Ok(())
             }
             Err(error) => {
@@ -498,7 +510,13 @@ impl Worker {
             self.stats.rss_samples += samples.saturating_sub(session.rss_seen.0);
             self.stats.rss_unavailable += unavailable.saturating_sub(session.rss_seen.1);
             self.note_restart(reason);
-            drop(session);
+            // Dead and reaped when this returns (a kill takes the shim a
+            // millisecond); the rest of the teardown (drain thread, the
+            // watchdog's handle, the ring's pages) need not delay the
+            // replacement.
+            let mut session = session;
+            session.process.kill_and_reap();
+            self.standby.retire(session);
         }
     }
 

@@ -300,8 +300,10 @@ impl Watch {
         self.lock().exit.is_some()
     }
 
-    /// The watchdog's one reaping place: reaps the child if it has terminated.
-    pub(super) fn try_reap(&self) {
+    /// The one reaping place: reaps the child if it has terminated. Run by
+    /// the watchdog when the pidfd fires, and by an owner that saw the
+    /// pidfd readable first and needs the status now.
+    pub(crate) fn try_reap(&self) {
         let mut state = self.lock();
         if state.exit.is_some() {
             return;

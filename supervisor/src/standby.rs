@@ -1,0 +1,109 @@
+//! Work a worker does off the path of its next request: tearing down a
+//! child that is gone (its ring's pages are freed, its drain thread joined,
+//! the watchdog let go of it) and creating the ring of the next child in
+//! advance. One thread per worker, started on first use; dropping the
+//! [`Standby`] finishes every queued job before it returns, so nothing
+//! outlives the worker.
+
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use shm_proto::{RingConfig, RingMemory};
+
+use crate::session::Session;
+
+enum Job {
+    Retire(Box<Session>),
+    PrepareRing(RingConfig),
+}
+
+/// The worker's background helper.
+#[derive(Default)]
+pub(crate) struct Standby {
+    started: Option<Started>,
+}
+
+struct Started {
+    jobs: Sender<Job>,
+    thread: JoinHandle<()>,
+    prepared: Arc<Mutex<Option<RingMemory>>>,
+}
+
+impl Standby {
+    /// Tears `session` down in the background. Falls back to dropping it
+    /// here if no thread can be started.
+    pub(crate) fn retire(&mut self, session: Session) {
+        let job = Job::Retire(Box::new(session));
+        if let Some(job) = self.send(job)
+            && let Job::Retire(session) = job
+        {
+            drop(session);
+        }
+    }
+
+    /// Creates a ring for `config` in the background, for [`Standby::take_ring`].
+    pub(crate) fn prepare_ring(&mut self, config: RingConfig) {
+        let _ = self.send(Job::PrepareRing(config));
+    }
+
+    /// The prepared ring, if it is ready and made for `generation`.
+    pub(crate) fn take_ring(&mut self, generation: u64) -> Option<RingMemory> {
+        let started = self.started.as_ref()?;
+        let mut slot = started
+            .prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match slot.take() {
+            Some(ring) if ring.generation() == generation => Some(ring),
+            // Made for a generation that went to someone else (a spare).
+            _ => None,
+        }
+    }
+
+    /// Queues `job`; gives it back if there is no thread to run it.
+    fn send(&mut self, job: Job) -> Option<Job> {
+        if self.started.is_none() {
+            let (jobs, queue) = mpsc::channel();
+            let prepared = Arc::new(Mutex::new(None));
+            let slot = Arc::clone(&prepared);
+            let thread = std::thread::Builder::new()
+                .name("ringworker-standby".into())
+                .spawn(move || run(queue, &slot));
+            match thread {
+                Ok(thread) => {
+                    self.started = Some(Started {
+                        jobs,
+                        thread,
+                        prepared,
+                    })
+                }
+                Err(_) => return Some(job),
+            }
+        }
+        let started = self.started.as_ref()?;
+        started.jobs.send(job).err().map(|e| e.0)
+    }
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        if let Some(Started { jobs, thread, .. }) = self.started.take() {
+            drop(jobs);
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(queue: Receiver<Job>, prepared: &Mutex<Option<RingMemory>>) {
+    for job in queue {
+        match job {
+            Job::Retire(session) => drop(session),
+            Job::PrepareRing(config) => {
+                if let Ok(ring) = RingMemory::create(&config) {
+                    *prepared.lock().unwrap_or_else(|e| e.into_inner()) = Some(ring);
+                }
+            }
+        }
+    }
+}
