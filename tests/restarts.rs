@@ -308,7 +308,11 @@ fn prewarmed_spare_replaces_a_dead_child() {
         "a prewarmed swap ({warm:?}) is no faster than a cold spawn ({cold:?})"
     );
     assert_eq!(
-        worker.stats().restarts.get(&RestartReason::Signalled).copied(),
+        worker
+            .stats()
+            .restarts
+            .get(&RestartReason::Signalled)
+            .copied(),
         Some(3)
     );
     wait_spare(&worker);

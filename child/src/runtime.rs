@@ -217,7 +217,11 @@ impl ChildRuntime {
             .with_max_row_bytes(self.announced_max_row_bytes.unwrap_or(self.max_row_bytes)),
         );
         match self.handshake {
-            Handshake::Normal => control::write_frame(&mut control, &hello)?,
+            Handshake::Normal => {
+                control::write_frame(&mut control, &hello)?;
+                // Off the start-up path: the supervisor has its handshake.
+                memory.prefault();
+            }
             Handshake::Dribble(every) => {
                 let mut frame = Vec::new();
                 control::write_frame(&mut frame, &hello)?;

@@ -161,7 +161,7 @@ impl RingMemory {
         config.validate()?;
         let total = (HEADER_BYTES + config.capacity) as u64;
         let fd = sealed::create(c"ringworker-ring", total)?;
-        let memory = Self::map(fd, total as usize)?;
+        let memory = Self::map(fd, total as usize, true)?;
         memory.header().initialize(
             config.capacity as u64,
             config.max_payload as u32,
@@ -192,7 +192,8 @@ impl RingMemory {
                 "file size is not header + a valid capacity",
             ));
         }
-        let mut memory = Self::map(fd, size as usize)?;
+        // Not prefaulted: the child's start-up is on a caller's clock.
+        let mut memory = Self::map(fd, size as usize, false)?;
         let id = &memory.header().identity;
         // Pairs with the Release store of `magic` in `RingHeader::initialize`.
         let magic = id.magic.load(Ordering::Acquire);
@@ -246,8 +247,8 @@ impl RingMemory {
     }
 
     #[cfg(not(loom))]
-    fn map(fd: OwnedFd, len: usize) -> Result<Self, RingError> {
-        let map = sealed::map(&fd, len)?;
+    fn map(fd: OwnedFd, len: usize, populate: bool) -> Result<Self, RingError> {
+        let map = sealed::map_with(&fd, len, populate)?;
         let base = map.as_mut_ptr();
         // SAFETY: `len >= HEADER_BYTES` (checked by both callers): still inside the mapping.
         let data = unsafe { base.add(HEADER_BYTES) };
@@ -262,6 +263,25 @@ impl RingMemory {
             consumer_claimed: AtomicBool::new(false),
             consumer_woken: AtomicBool::new(false),
         })
+    }
+
+    /// Faults the whole mapping in now (`MADV_POPULATE_WRITE`, Linux 5.14+;
+    /// a no-op where the kernel lacks it). A child attaches without
+    /// prefaulting so its handshake is not delayed, and calls this after the
+    /// handshake, while it waits for its first request, so the first lap of
+    /// the ring does not pay a page fault per page.
+    #[cfg(not(loom))]
+    pub fn prefault(&self) {
+        let Backing::Shared { _map: map, .. } = &self.backing;
+        // SAFETY: advice on exactly the range this mapping owns; populating
+        // changes no content and fails harmlessly (EINVAL) on old kernels.
+        unsafe {
+            libc::madvise(
+                map.as_mut_ptr().cast(),
+                map.len(),
+                libc::MADV_POPULATE_WRITE,
+            );
+        }
     }
 
     /// A heap-backed ring for the loom model.

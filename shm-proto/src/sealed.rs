@@ -26,9 +26,21 @@ pub(crate) fn create(name: &CStr, len: u64) -> Result<OwnedFd, RingError> {
 
 /// Maps `len` bytes of `fd` shared, with page tables prefaulted.
 pub(crate) fn map(fd: &OwnedFd, len: usize) -> Result<memmap2::MmapRaw, RingError> {
-    memmap2::MmapOptions::new()
-        .len(len)
-        .populate()
-        .map_raw(fd)
-        .map_err(|e| RingError::os("mmap", e))
+    map_with(fd, len, true)
+}
+
+/// Maps `len` bytes of `fd` shared; `populate` prefaults the page tables
+/// (worth it for the side that creates the ring ahead of time, not for a
+/// child whose start-up latency counts: its first lap faults the pages in).
+pub(crate) fn map_with(
+    fd: &OwnedFd,
+    len: usize,
+    populate: bool,
+) -> Result<memmap2::MmapRaw, RingError> {
+    let mut options = memmap2::MmapOptions::new();
+    options.len(len);
+    if populate {
+        options.populate();
+    }
+    options.map_raw(fd).map_err(|e| RingError::os("mmap", e))
 }

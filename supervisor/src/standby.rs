@@ -5,7 +5,7 @@
 //! [`Standby`] finishes every queued job before it returns, so nothing
 //! outlives the worker.
 
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -50,10 +50,7 @@ impl Standby {
     /// The prepared ring, if it is ready and made for `generation`.
     pub(crate) fn take_ring(&mut self, generation: u64) -> Option<RingMemory> {
         let started = self.started.as_ref()?;
-        let mut slot = started
-            .prepared
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut slot = started.prepared.lock().unwrap_or_else(|e| e.into_inner());
         match slot.take() {
             Some(ring) if ring.generation() == generation => Some(ring),
             // Made for a generation that went to someone else (a spare).
@@ -95,10 +92,26 @@ impl Drop for Standby {
     }
 }
 
+/// Runs jobs in order, except that teardowns wait until the queue is empty:
+/// the next child's ring is needed sooner than the last child's pages are
+/// freed.
 fn run(queue: Receiver<Job>, prepared: &Mutex<Option<RingMemory>>) {
-    for job in queue {
+    let mut retired: Vec<Box<Session>> = Vec::new();
+    loop {
+        let job = match queue.try_recv() {
+            Ok(job) => job,
+            Err(TryRecvError::Empty) if !retired.is_empty() => {
+                retired.clear();
+                continue;
+            }
+            Err(TryRecvError::Empty) => match queue.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+            Err(TryRecvError::Disconnected) => return,
+        };
         match job {
-            Job::Retire(session) => drop(session),
+            Job::Retire(session) => retired.push(session),
             Job::PrepareRing(config) => {
                 if let Ok(ring) = RingMemory::create(&config) {
                     *prepared.lock().unwrap_or_else(|e| e.into_inner()) = Some(ring);

@@ -16,8 +16,8 @@ use crate::error::Error;
 use crate::process::Exit;
 use crate::request::{self, Call, Limits};
 use crate::session::{self, ControlWriter, Session};
-use crate::standby::Standby;
 use crate::sink::{Discard, Sink, TypedSink};
+use crate::standby::Standby;
 use crate::stats::{RestartReason, WorkerStats};
 use crate::watchdog::Verdict;
 
