@@ -125,17 +125,8 @@ fn the_ring_does_not_count() {
         },
     )
     .with_seed(5);
-    let mut check = RowCheck::for_request(&request);
-    let mut sink = |row: Row<'_>| {
-        if let Err(err) = check.check(row.stream, row.payload) {
-            panic!("{err}");
-        }
-    };
-    let summary: SyntheticSummary = worker
-        .stream("synthetic", &request, &mut sink)
+    let summary = support::stream_verified(&mut worker, &request)
         .unwrap_or_else(|err| panic!("the ring counted against the limit: {err:?}"));
-    assert_eq!(summary.rows, request.rows);
-    check.finish(&summary).unwrap();
     assert!(
         summary.bytes > 4 * (64 << 20),
         "only {} bytes: the ring was not filled many times over",
@@ -144,7 +135,8 @@ fn the_ring_does_not_count() {
     assert_eq!(worker.pid(), Some(pid));
     assert!(worker.stats().restarts.is_empty(), "{:?}", worker.stats());
     let live = worker.stats().rss_samples;
-    // Where the samples went: they reach the stats when the child is retired.
+    // The live child's samples are counted at the end of each request; the
+    // rest when it is retired.
     worker.cycle().unwrap();
     let after_cycle = worker.stats().rss_samples;
     assert!(

@@ -107,23 +107,32 @@ pub fn cancel_after(
     })
 }
 
-/// Runs a small synthetic request on `worker` and verifies every row (its
-/// embedded sequence number, stream, length and bytes) and the summary: the
-/// worker is usable.
-pub fn assert_usable(worker: &mut Worker) {
-    let request = SyntheticRequest::new(20_000, Sizes::Uniform { min: 0, max: 300 })
-        .with_streams(2)
-        .with_seed(77);
-    let mut check = RowCheck::for_request(&request);
+/// Streams a synthetic request and verifies every row (its embedded
+/// sequence number, stream, length and bytes) and the summary; a row that
+/// fails its check panics inside the sink.
+pub fn stream_verified(
+    worker: &mut Worker,
+    request: &SyntheticRequest,
+) -> Result<SyntheticSummary, ringworker::Error> {
+    let mut check = RowCheck::for_request(request);
     let mut sink = |row: Row<'_>| {
         if let Err(err) = check.check(row.stream, row.payload) {
             panic!("{err}");
         }
     };
-    let summary: SyntheticSummary = worker
-        .stream("synthetic", &request, &mut sink)
-        .unwrap_or_else(|err| panic!("the next request on the same worker failed: {err}"));
+    let summary: SyntheticSummary = worker.stream("synthetic", request, &mut sink)?;
     assert_eq!(check.rows(), request.rows);
     assert_eq!(summary.rows, request.rows);
     check.finish(&summary).unwrap();
+    Ok(summary)
+}
+
+/// Runs a small synthetic request on `worker` and verifies every row and
+/// the summary: the worker is usable.
+pub fn assert_usable(worker: &mut Worker) {
+    let request = SyntheticRequest::new(20_000, Sizes::Uniform { min: 0, max: 300 })
+        .with_streams(2)
+        .with_seed(77);
+    stream_verified(worker, &request)
+        .unwrap_or_else(|err| panic!("the next request on the same worker failed: {err}"));
 }

@@ -111,7 +111,8 @@ impl<'s, S: Sink + ?Sized> Dispatcher<'s, S> {
 
     /// Handles one record of any request; `Some` if the request is over.
     /// `scratch` receives the payloads the supervisor parses itself.
-    #[inline]
+    /// Inlined into the streaming loop: this is the per-row path.
+    #[inline(always)]
     pub(crate) fn dispatch(
         &mut self,
         record: Record<'_>,
@@ -219,7 +220,7 @@ impl<'s, S: Sink + ?Sized> Dispatcher<'s, S> {
     /// The one place a sink call's result is judged: a row (`row` is its
     /// stream and length) counts as delivered only if the sink accepted it;
     /// an error or a panic abandons the request.
-    #[inline]
+    #[inline(always)]
     fn settle_sink_call(
         &mut self,
         result: std::thread::Result<Result<(), crate::sink::SinkError>>,
