@@ -14,9 +14,9 @@
 
 use std::time::{Duration, Instant};
 
-use ringworker::{Error, ErrorKind, MemoryLimits, RestartReason, Row, Worker};
+use ringworker::{Error, ErrorKind, MemoryLimits, RestartReason, Worker};
 use ringworker_testkit::faults::{Fault, FaultRequest, FaultSummary};
-use ringworker_testkit::rows::{RowCheck, Sizes, SyntheticRequest, SyntheticSummary};
+use ringworker_testkit::rows::{Sizes, SyntheticRequest};
 
 #[path = "support/mod.rs"]
 mod support;
