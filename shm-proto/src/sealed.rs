@@ -25,6 +25,7 @@ pub(crate) fn create(name: &CStr, len: u64) -> Result<OwnedFd, RingError> {
 }
 
 /// Maps `len` bytes of `fd` shared, with page tables prefaulted.
+#[cfg(any(feature = "fault-injection", feature = "reference-ring"))]
 pub(crate) fn map(fd: &OwnedFd, len: usize) -> Result<memmap2::MmapRaw, RingError> {
     map_with(fd, len, true)
 }

@@ -12,6 +12,7 @@ use shm_proto::payload::{Diagnostic, EndPayload, Progress};
 use shm_proto::record::fragment;
 use shm_proto::{Record, RecordKind};
 
+use crate::cancel::CancelToken;
 use crate::error::Error;
 use crate::reassembly::Reassembly;
 use crate::sink::{Row, Sink};
@@ -78,10 +79,17 @@ pub(crate) struct Dispatcher<'s, S: Sink + ?Sized> {
     /// Rows of this request dropped after the cancel: if any were, the
     /// request cannot end `Ok`, whatever the child says (invariant 1).
     pub(crate) discarded_rows: u64,
+    /// The request's cancel token, if any.
+    token: Option<CancelToken>,
 }
 
 impl<'s, S: Sink + ?Sized> Dispatcher<'s, S> {
-    pub(crate) fn new(id: u64, sink: &'s mut S, max_row_bytes: u64) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        sink: &'s mut S,
+        max_row_bytes: u64,
+        token: Option<CancelToken>,
+    ) -> Self {
         Dispatcher {
             id,
             sink,
@@ -90,6 +98,7 @@ impl<'s, S: Sink + ?Sized> Dispatcher<'s, S> {
             max_row_bytes,
             cancelled: false,
             discarded_rows: 0,
+            token,
         }
     }
 
@@ -99,6 +108,11 @@ impl<'s, S: Sink + ?Sized> Dispatcher<'s, S> {
 
     pub(crate) fn cancelled(&self) -> bool {
         self.cancelled
+    }
+
+    /// Whether the caller asked to cancel, noticed by this thread or not.
+    pub(crate) fn cancel_asked(&self) -> bool {
+        self.cancelled || self.token.as_ref().is_some_and(CancelToken::is_cancelled)
     }
 
     /// From now on rows are dropped; a row in progress will never be delivered.
@@ -123,12 +137,21 @@ impl<'s, S: Sink + ?Sized> Dispatcher<'s, S> {
             stats.stale_records += 1;
             return None;
         }
-        match record.kind() {
+        let kind = record.kind();
+        if self.reassembly.partial.is_some() && kind != RecordKind::Fragment {
             // Nothing else of the request may come between the fragments of
-            // a row (an end marker included: the row is partial).
-            kind if self.reassembly.partial.is_some() && kind != RecordKind::Fragment => Some(
-                Ending::Protocol("fragmented row interrupted by another record of its request"),
-            ),
+            // a row, except the end marker of a child that saw the cancel
+            // (the token sets the ring's flag itself, so the child may stop
+            // mid-row before this thread has looked at the token).
+            if kind == RecordKind::End && self.cancel_asked() {
+                self.cancel();
+            } else {
+                return Some(Ending::Protocol(
+                    "fragmented row interrupted by another record of its request",
+                ));
+            }
+        }
+        match kind {
             RecordKind::Fragment if self.cancelled => {
                 // A row begun counts as a dropped row.
                 stats.stale_records += 1;

@@ -104,7 +104,12 @@ pub(crate) fn run<S: Sink + ?Sized>(
     limits: &Limits<'_>,
     stats: &mut WorkerStats,
 ) -> Outcome {
-    let mut dispatcher = Dispatcher::new(call.id, sink, session.hello.max_row_bytes);
+    let mut dispatcher = Dispatcher::new(
+        call.id,
+        sink,
+        session.hello.max_row_bytes,
+        limits.cancel.cloned(),
+    );
     let mut outcome = deliver(session, call, &mut dispatcher, limits, stats);
     // Rows delivered count whatever the outcome.
     dispatcher.delivery.merge_into(stats);
@@ -288,7 +293,7 @@ fn conclude<S: Sink + ?Sized>(
         Ending::End(end) => {
             // The token sets the ring's cancel word itself, so the child can
             // honour a cancel before this thread has looked at the token.
-            let asked = dispatcher.cancelled() || limits.cancel.is_some_and(|t| t.is_cancelled());
+            let asked = dispatcher.cancel_asked();
             finish(session, end, dispatcher, asked, rows)
         }
         Ending::Protocol(detail) => protocol(session, detail, rows),
