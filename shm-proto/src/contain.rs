@@ -651,8 +651,8 @@ fn exit_like(status: libc::c_int) -> ! {
         let default: libc::sigaction = unsafe { std::mem::zeroed() };
         // SIGKILL needs no reset (and refuses one); a signal whose action
         // cannot be reset would run a host handler, so P just exits then.
-        // SAFETY: sigaction reads a struct behind a pointer to a local.
         let reset = signal == libc::SIGKILL
+            // SAFETY: sigaction reads a struct behind a pointer to a local.
             || unsafe { libc::sigaction(signal, &default, ptr::null_mut()) } == 0;
         if reset {
             let only = sigset_of(&[signal]);

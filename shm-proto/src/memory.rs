@@ -273,8 +273,9 @@ impl RingMemory {
     #[cfg(not(loom))]
     pub fn prefault(&self) {
         let Backing::Shared { _map: map, .. } = &self.backing;
-        // SAFETY: advice on exactly the range this mapping owns; populating
-        // changes no content and fails harmlessly (EINVAL) on old kernels.
+        // Populating changes no content and fails harmlessly (EINVAL) on
+        // kernels without it.
+        // SAFETY: advice on exactly the range this mapping owns.
         unsafe {
             libc::madvise(
                 map.as_mut_ptr().cast(),
