@@ -186,32 +186,20 @@ impl<'s, S: Sink + ?Sized> Dispatcher<'s, S> {
                 drop(record);
                 self.settle_sink_call(result, Some((stream, len)))
             }
-            RecordKind::Progress => {
-                release_into(record, scratch);
-                let Ok(progress) = serde_json::from_slice::<Progress>(scratch) else {
-                    return Some(Ending::Protocol("malformed progress record"));
-                };
-                stats.progress_records += 1;
-                let sink = &mut *self.sink;
-                let result = catch_unwind(AssertUnwindSafe(|| {
-                    sink.progress(&progress);
-                    Ok(())
-                }));
-                self.settle_sink_call(result, None)
-            }
-            RecordKind::Diagnostic => {
-                release_into(record, scratch);
-                let Ok(diagnostic) = serde_json::from_slice::<Diagnostic>(scratch) else {
-                    return Some(Ending::Protocol("malformed diagnostic record"));
-                };
-                stats.diagnostics += 1;
-                let sink = &mut *self.sink;
-                let result = catch_unwind(AssertUnwindSafe(|| {
-                    sink.diagnostic(&diagnostic);
-                    Ok(())
-                }));
-                self.settle_sink_call(result, None)
-            }
+            RecordKind::Progress => self.notify(
+                record,
+                scratch,
+                &mut stats.progress_records,
+                "malformed progress record",
+                |sink, progress: &Progress| sink.progress(progress),
+            ),
+            RecordKind::Diagnostic => self.notify(
+                record,
+                scratch,
+                &mut stats.diagnostics,
+                "malformed diagnostic record",
+                |sink, diagnostic: &Diagnostic| sink.diagnostic(diagnostic),
+            ),
             RecordKind::End => {
                 release_into(record, scratch);
                 Some(match serde_json::from_slice::<EndPayload>(scratch) {
@@ -221,6 +209,31 @@ impl<'s, S: Sink + ?Sized> Dispatcher<'s, S> {
             }
             RecordKind::Padding => None,
         }
+    }
+
+    /// A progress or diagnostic record: parsed from a private copy, counted,
+    /// handed to the sink through `call`.
+    #[cold]
+    #[inline(never)]
+    fn notify<T: serde::de::DeserializeOwned>(
+        &mut self,
+        record: Record<'_>,
+        scratch: &mut Vec<u8>,
+        counter: &mut u64,
+        malformed: &'static str,
+        call: impl FnOnce(&mut S, &T),
+    ) -> Option<Ending> {
+        release_into(record, scratch);
+        let Ok(payload) = serde_json::from_slice::<T>(scratch) else {
+            return Some(Ending::Protocol(malformed));
+        };
+        *counter += 1;
+        let sink = &mut *self.sink;
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            call(sink, &payload);
+            Ok(())
+        }));
+        self.settle_sink_call(result, None)
     }
 
     /// Hands a reassembled row to the sink as one row with one sequence number.
