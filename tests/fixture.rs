@@ -21,6 +21,8 @@ mod contract;
 mod fixture_modes;
 #[path = "support/hostile.rs"]
 mod hostile;
+#[path = "support/pool_fixture.rs"]
+mod pool_fixture;
 
 use contract::{
     Fail, SELF_CANCEL, SLOTS, SlotsRequest, SlotsSummary, Square, Squares, SquaresSummary,
@@ -57,6 +59,11 @@ fn main() -> ExitCode {
         SELF_CANCEL,
         "reports a cancellation the supervisor never asked for",
         self_cancel,
+    )
+    .command(
+        pool_fixture::CRASH_ONCE,
+        "the first run (no marker file) writes rows of seed 1 and SIGKILLs itself; later runs succeed with rows of seed 2",
+        pool_fixture::crash_once,
     );
     worker = fixture_modes::apply(big_rows::register(worker));
     match worker.run() {

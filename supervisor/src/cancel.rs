@@ -24,6 +24,8 @@ struct Inner {
     /// Requests currently running under this token (between `watch` and
     /// `unwatch`).
     running: Mutex<Vec<Running>>,
+    /// Tokens cancelled with this one (a pool's per-job tokens).
+    forwards: Mutex<Vec<CancelToken>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -56,6 +58,27 @@ impl CancelToken {
             run.watch.start_cancel_grace(run.grace);
             run.ring.wake();
         }
+        drop(running);
+        let forwards = std::mem::take(&mut *lock(&self.inner.forwards));
+        for token in forwards {
+            token.cancel();
+        }
+    }
+
+    /// Cancels `other` when this token is cancelled (at once if it is).
+    pub(crate) fn forward_to(&self, other: &CancelToken) {
+        let mut forwards = lock(&self.inner.forwards);
+        if self.is_cancelled() {
+            drop(forwards);
+            other.cancel();
+        } else {
+            forwards.push(other.clone());
+        }
+    }
+
+    /// Undoes [`CancelToken::forward_to`].
+    pub(crate) fn stop_forwarding(&self, other: &CancelToken) {
+        lock(&self.inner.forwards).retain(|t| !Arc::ptr_eq(&t.inner, &other.inner));
     }
 
     /// Whether [`CancelToken::cancel`] was called.
@@ -85,4 +108,8 @@ impl CancelToken {
         let mut running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
         running.retain(|r| !r.ring.same_ring(ring));
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

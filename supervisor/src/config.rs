@@ -61,6 +61,9 @@ pub struct WorkerConfig {
     /// on; see `ARCHITECTURE.md`, "Process tree"). Off: the child still gets
     /// its own process group, which is killed with it.
     pub contain_tree: bool,
+    /// Set by a [`Pool`](crate::Pool) for each of its workers: the slot its
+    /// children's memory samples take in the pool's budget.
+    pub(crate) pool_slot: Option<crate::pool::budget::BudgetSlot>,
 }
 
 impl WorkerConfig {
@@ -86,6 +89,7 @@ impl WorkerConfig {
             memory: MemoryLimits::default(),
             restart: RestartPolicy::default(),
             contain_tree: true,
+            pool_slot: None,
         }
     }
 

@@ -218,6 +218,40 @@ pub enum Error {
         /// Rows delivered before.
         rows_delivered: u64,
     },
+    /// The pool's total anonymous memory passed its budget while this
+    /// job's request ran, and its child had the largest sample; the
+    /// watchdog killed it ([`PoolConfig::total_rss_budget`](crate::PoolConfig::total_rss_budget)).
+    #[error(
+        "worker killed at {} MiB of anonymous memory: the pool was at {} MiB, over its budget of {} MiB ({rows_delivered} rows delivered)",
+        sample.rss_anon >> 20, total >> 20, budget >> 20
+    )]
+    PoolMemoryBudget {
+        /// The killed child's sample.
+        sample: RssSample,
+        /// The pool's sum of samples that passed the budget.
+        total: u64,
+        /// The budget in bytes.
+        budget: u64,
+        /// Rows delivered before.
+        rows_delivered: u64,
+    },
+    /// No pool worker took the job within the queue timeout (from its
+    /// submission), or a blocking `submit` found no room in the queue in
+    /// that time.
+    #[error("no pool worker took the job within {waited:?}")]
+    QueueTimeout {
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// The pool's queue is full (`WhenFull::Fail`).
+    #[error("the pool's job queue is full ({depth} jobs waiting)")]
+    QueueFull {
+        /// The queue's depth.
+        depth: usize,
+    },
+    /// The pool was shut down or dropped before the job started.
+    #[error("the pool was closed before the job started")]
+    PoolClosed,
     /// Children were replaced too often: more than the restart policy's
     /// `max_restarts` within its `restart_window`. Requests fail fast with
     /// this error until the window has passed.
@@ -302,8 +336,11 @@ pub enum ErrorKind {
     System,
     /// The child breached a resource limit (memory) and was killed.
     Resource,
-    /// The worker fails fast (restart intensity cap): retry later.
+    /// The worker fails fast (restart intensity cap), or the pool had no
+    /// room or no free worker in time: retry later.
     Unavailable,
+    /// The pool was closed before the job ran.
+    Closed,
 }
 
 impl Error {
@@ -328,7 +365,9 @@ impl Error {
             | Error::ChildKilled { .. }
             | Error::WorkerPanicked { .. } => ErrorKind::Crash,
             Error::Timeout { .. } | Error::Hung { .. } => ErrorKind::Timeout,
-            Error::MemoryLimit { .. } => ErrorKind::Resource,
+            Error::MemoryLimit { .. } | Error::PoolMemoryBudget { .. } => ErrorKind::Resource,
+            Error::QueueTimeout { .. } | Error::QueueFull { .. } => ErrorKind::Unavailable,
+            Error::PoolClosed => ErrorKind::Closed,
             Error::RestartLimit { .. } => ErrorKind::Unavailable,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
             Error::SinkPanicked { .. } | Error::Sink { .. } => ErrorKind::Sink,
@@ -346,6 +385,7 @@ impl Error {
             | Error::ChildKilled { rows_delivered, .. }
             | Error::Timeout { rows_delivered, .. }
             | Error::MemoryLimit { rows_delivered, .. }
+            | Error::PoolMemoryBudget { rows_delivered, .. }
             | Error::Hung { rows_delivered, .. }
             | Error::Cancelled { rows_delivered, .. }
             | Error::SinkPanicked { rows_delivered, .. }

@@ -63,6 +63,7 @@ mod error;
 mod memory;
 mod output;
 mod policy;
+mod pool;
 mod process;
 mod reassembly;
 mod request;
@@ -78,6 +79,10 @@ pub use config::WorkerConfig;
 pub use error::{Error, ErrorKind, OutputTail};
 pub use memory::RssSample;
 pub use policy::{MemoryLimits, RestartPolicy};
+pub use pool::{
+    FailedAttempt, Job, JobHandle, JobOptions, JobOutput, MergedOutput, Order, OwnedRow, Pool,
+    PoolConfig, PoolStats, PoolWorkerStats, RetryPolicy, TaggedRow, WaitTimes, WhenFull,
+};
 pub use process::Exit;
 pub use shm_proto::Command;
 pub use shm_proto::control::{CommandInfo, Hello, PROTOCOL_VERSION};

@@ -133,6 +133,7 @@ impl Session {
                 soft: config.memory.soft_rss,
                 hard: config.memory.hard_rss,
                 interval: config.memory.sample_interval,
+                pool: config.pool_slot.clone(),
             },
             contained,
             own_group: true,

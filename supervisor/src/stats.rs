@@ -29,6 +29,9 @@ pub enum RestartReason {
     Requested,
     /// Its anonymous memory passed the hard limit during a request.
     MemoryLimit,
+    /// Its pool's total anonymous memory passed the pool's budget and it
+    /// had the largest sample.
+    PoolBudget,
     /// Its anonymous memory was above the soft ceiling before a request.
     MemorySoft,
     /// It served the policy's `max_requests`.

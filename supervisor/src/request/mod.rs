@@ -254,6 +254,19 @@ fn ended_by_watchdog<S: Sink + ?Sized>(
             },
             RestartReason::MemoryLimit,
         ),
+        Some(Verdict::PoolBudget {
+            sample,
+            sum,
+            budget,
+        }) => (
+            Error::PoolMemoryBudget {
+                sample,
+                total: sum,
+                budget,
+                rows_delivered,
+            },
+            RestartReason::PoolBudget,
+        ),
         Some(Verdict::Idle | Verdict::Stopped) | None => {
             // Died on its own: what it published before dying is delivered
             // first (its end marker may be among it), within one ring's

@@ -18,6 +18,7 @@ use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 use shm_proto::ConsumerRemote;
 
 use crate::memory::{self, RssSample, Sampled};
+use crate::pool::budget::{BudgetCheck, BudgetSlot};
 use crate::process::Exit;
 
 /// After the stop of a contained tree (SIGTERM to its shim), how long before
@@ -37,6 +38,13 @@ pub(crate) enum Verdict {
     CancelIgnored,
     /// Anonymous memory above the hard limit during a request.
     MemoryLimit { sample: RssSample, limit: u64 },
+    /// The pool's total anonymous memory (`sum`) passed its budget during a
+    /// request and this child had the largest sample.
+    PoolBudget {
+        sample: RssSample,
+        sum: u64,
+        budget: u64,
+    },
     /// Idle for the policy's idle restart.
     Idle,
     /// Its owner asked (drop, cycle, a protocol breach found by the request
@@ -45,11 +53,27 @@ pub(crate) enum Verdict {
 }
 
 /// How the memory of this child is watched.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct RssConfig {
     pub(crate) soft: Option<u64>,
     pub(crate) hard: Option<u64>,
     pub(crate) interval: Duration,
+    /// The pool budget this child's samples count against, if pooled.
+    pub(crate) pool: Option<BudgetSlot>,
+}
+
+impl RssConfig {
+    /// Whether anything needs samples during a request.
+    fn samples(&self) -> bool {
+        self.hard.is_some() || self.soft.is_some() || self.pool.is_some()
+    }
+
+    /// This child's samples no longer count against the pool's budget.
+    fn leave_pool(&self) {
+        if let Some(pool) = &self.pool {
+            pool.budget.clear(pool.slot);
+        }
+    }
 }
 
 /// The process a watch watches.
@@ -196,7 +220,7 @@ impl Watch {
             cancel_started: false,
             cancel_deadline: None,
         });
-        if self.rss.hard.is_some() || self.rss.soft.is_some() {
+        if self.rss.samples() {
             state.next_rss = Some(now + self.rss.interval);
         }
         drop(state);
@@ -211,6 +235,7 @@ impl Watch {
         state.next_rss = None;
         state.idle_deadline = idle_restart.and_then(|idle| now.checked_add(idle));
         drop(state);
+        self.rss.leave_pool();
         if idle_restart.is_some() {
             super::poke();
         }
@@ -328,6 +353,7 @@ impl Watch {
         state.armed = None;
         state.idle_deadline = None;
         state.next_rss = None;
+        self.rss.leave_pool();
         self.raise(state);
     }
 
@@ -351,7 +377,7 @@ impl Watch {
             consider(armed.deadline);
             consider(armed.cancel_deadline);
             consider(armed.hang.map(|_| armed.next_life_check));
-            if self.rss.hard.is_some() || self.rss.soft.is_some() {
+            if self.rss.samples() {
                 consider(state.next_rss);
             }
         } else {
@@ -430,6 +456,21 @@ impl Watch {
                     && sample.rss_anon > limit
                 {
                     self.condemn(&mut state, Verdict::MemoryLimit { sample, limit });
+                    return;
+                }
+                if let Some(pool) = &self.rss.pool
+                    && let BudgetCheck::Kill { sum } =
+                        pool.budget.record(pool.slot, sample.rss_anon)
+                {
+                    let budget = pool.budget.total();
+                    self.condemn(
+                        &mut state,
+                        Verdict::PoolBudget {
+                            sample,
+                            sum,
+                            budget,
+                        },
+                    );
                     return;
                 }
                 if self.rss.soft.is_some_and(|soft| sample.rss_anon > soft) {
