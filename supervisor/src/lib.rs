@@ -15,11 +15,14 @@
 //! `session` (one child generation: ring, control channel, handshake under
 //! an absolute deadline) → `request` (send, then `dispatch` records to the
 //! sink) → `worker` (the public API, restart policy, prewarmed spare,
-//! stats). Beside them, `watchdog` (one thread per process that owns every
-//! deadline and limit, reaps every child the moment it dies, kills the
-//! whole tree and wakes the request thread) and `memory` (`RssAnon`
-//! samples). `sink`, `cancel`, `config`, `policy`, `error` and `stats` are
-//! the types the caller sees.
+//! stats) → `pool` ([`Pool`]: N workers, one thread each, fed from a
+//! bounded job queue; per-job rows and attempts, a merged sink, retries of
+//! idempotent jobs, a total memory budget, pool stats). Beside them,
+//! `watchdog` (one thread per process that owns every deadline and limit,
+//! the pool's memory budget included, reaps every child the moment it
+//! dies, kills the whole tree and wakes the request thread) and `memory`
+//! (`RssAnon` samples). `sink`, `cancel`, `config`, `policy`, `error` and
+//! `stats` are the types the caller sees.
 //!
 //! # Examples
 //!
