@@ -249,7 +249,7 @@ fn chaos() {
             Arc::clone(&stop),
         );
         std::thread::spawn(move || {
-            let mut rng = SplitMix::new(seed ^ 0xC4A0_5);
+            let mut rng = SplitMix::new(seed ^ 0xC4A0_5EED);
             let mut next_signal = Instant::now() + Duration::from_millis(300);
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(10));
