@@ -445,6 +445,69 @@ fn an_idempotent_job_survives_an_outside_sigkill() {
 }
 
 #[test]
+fn a_merged_run_tags_each_attempt_and_counts_failed_ones_exactly() {
+    let dir = temp_dir("merged-retry");
+    let pool = Pool::new(pool(2).with_retry(RetryPolicy::retries(1))).unwrap();
+    let idempotent = JobOptions::default().idempotent(true);
+    let jobs = vec![
+        crash_once(&dir, "m0", 2000, 300).with_options(idempotent.clone()),
+        job(&request(5)),
+        crash_once(&dir, "m2", 1500, 250),
+    ];
+    let mut seen: Vec<SeenRow> = Vec::new();
+    let out = pool.run_merged(jobs, Order::Submission, |t| {
+        seen.push((t.job, t.attempt, t.row.stream, t.row.payload.to_vec()))
+    });
+    let rows_of = |job: usize, attempt: u32| -> Vec<OwnedRow> {
+        seen.iter()
+            .filter(|r| r.0 == job && r.1 == attempt)
+            .enumerate()
+            .map(|(i, r)| OwnedRow {
+                stream: r.2,
+                sequence: i as u64,
+                payload: r.3.clone(),
+            })
+            .collect()
+    };
+    // Job 0: attempt 1 crashed after 300 rows (seed 1), attempt 2 complete (seed 2).
+    let o0 = &out.outputs[0];
+    assert!(o0.result.is_ok(), "{:?}", o0.result);
+    assert_eq!(o0.attempts, 2);
+    assert_eq!(o0.failed_attempts[0].rows_delivered, 300);
+    assert!(
+        o0.failed_attempts[0].rows.is_empty(),
+        "they went to the sink"
+    );
+    assert_rows(&rows_of(0, 1), CRASH_SEED, 300);
+    assert_rows(&rows_of(0, 2), OK_SEED, 2000);
+    // Job 1: untouched.
+    let r1 = request(5);
+    verify(&r1, &rows_of(1, 1), out.outputs[1].result.as_ref().unwrap());
+    // Job 2: not idempotent, failed with exactly the rows the sink got.
+    let o2 = &out.outputs[2];
+    assert!(
+        matches!(
+            o2.result,
+            Err(Error::ChildKilled {
+                rows_delivered: 250,
+                ..
+            })
+        ),
+        "{:?}",
+        o2.result
+    );
+    assert_eq!(o2.rows_delivered, 250);
+    assert_rows(&rows_of(2, 1), CRASH_SEED, 250);
+    assert_eq!(seen.len(), 300 + 2000 + r1.rows as usize + 250);
+    // Submission order: jobs, and attempts within a job, never go back.
+    assert!(
+        seen.windows(2)
+            .all(|w| (w[0].0, w[0].1) <= (w[1].0, w[1].1))
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn the_total_memory_budget_kills_the_largest_worker() {
     let worker = fixture()
         .with_hang_timeout(Duration::from_secs(30))

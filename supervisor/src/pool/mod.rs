@@ -232,6 +232,9 @@ struct Counters {
     pids: Vec<Option<u32>>,
     /// The token of the job each worker runs.
     running: Vec<Option<CancelToken>>,
+    /// Set by `close` when it cancels the running jobs: a job a worker
+    /// registers after that is cancelled at once.
+    cancelling: bool,
 }
 
 struct Shared {
@@ -464,6 +467,7 @@ impl Pool {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+        counters.cancelling = true;
         for token in counters.running.iter().flatten() {
             token.cancel();
         }
@@ -522,6 +526,10 @@ fn serve(index: usize, mut worker: Worker, shared: &Shared) {
             counters.waits.record(waited);
             counters.running[index] = Some(job.cancel.clone());
             counters.workers[index].jobs += 1;
+            if counters.cancelling {
+                // Taken just before the pool closed.
+                job.cancel.cancel();
+            }
         }
         let output = run_job(index, &mut worker, &job, shared, waited);
         {
