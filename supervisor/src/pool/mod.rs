@@ -568,12 +568,13 @@ fn run_job(
         if let Some(timeout) = job.timeout {
             options = options.timeout(timeout);
         }
-        // Starts a fresh child if needed, so its pid is known (an error
-        // here comes back from the request below).
-        let _ = worker.ensure_ready();
+        // Starts a fresh child if needed, so its pid is known while the
+        // attempt runs; a failure here (spawn, restart cap) is the attempt's.
+        let ready = worker.ensure_ready();
         shared.lock().pids[index] = worker.pid();
-        let (result, rows, delivered) = match &job.route {
-            Route::Collect => {
+        let (result, rows, delivered) = match (ready, &job.route) {
+            (Err(error), _) => (Err(error), Vec::new(), 0),
+            (Ok(()), Route::Collect) => {
                 let mut rows = Vec::new();
                 let mut sink = |row: Row<'_>| {
                     rows.push(OwnedRow {
@@ -591,10 +592,13 @@ fn run_job(
                 let delivered = rows.len() as u64;
                 (result, rows, delivered)
             }
-            Route::Merge {
-                tx,
-                index: job_index,
-            } => {
+            (
+                Ok(()),
+                Route::Merge {
+                    tx,
+                    index: job_index,
+                },
+            ) => {
                 let mut sink = merge::ChunkSink::new(tx, *job_index, attempt);
                 let result = worker.stream_with::<_, serde_json::Value, _>(
                     &job.command,
