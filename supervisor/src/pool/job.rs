@@ -330,8 +330,10 @@ impl JobHandle {
         self.job.id
     }
 
-    /// Cancels the job: a queued job fails with [`Error::Cancelled`] when a
-    /// worker would take it; a running one is cancelled like a request.
+    /// Cancels the job: a queued job stays in the queue until a worker
+    /// reaches it, which then fails it with [`Error::Cancelled`] (0 rows)
+    /// without running it; a running one is cancelled like a request (the
+    /// worker config's cancel grace, then the kill).
     pub fn cancel(&self) {
         self.job.cancel.cancel();
     }

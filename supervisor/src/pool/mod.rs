@@ -216,6 +216,16 @@ impl PoolConfig {
     }
 }
 
+// A pool is shared between threads (submit from many, `Arc<Pool>`), and
+// handles move to the threads that wait on them.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Pool>();
+    assert_send_sync::<JobHandle>();
+    const fn assert_send<T: Send>() {}
+    assert_send::<JobOutput>();
+};
+
 /// Counters the pool threads share.
 #[derive(Default)]
 struct Counters {
