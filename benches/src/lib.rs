@@ -16,6 +16,8 @@
 //! - [`pin`]: parent and children on separate CPUs.
 //! - [`supervision`]: kill → ready (cold and prewarmed) and the watchdog's
 //!   idle CPU, through the public `Worker` API.
+//! - [`pool_case`]: pool throughput with 1 and 2 workers (supervisor CPU
+//!   per row next to the children's) and the idle CPU of 8 pooled workers.
 //! - [`report`]: the table, JSON lines and targets.
 
 // No `unsafe` here: the ceiling's raw ring is `shm_proto::slot_ring`.
@@ -31,6 +33,7 @@ pub mod latency;
 #[cfg(feature = "peers")]
 pub mod peer_iceoryx2;
 pub mod pin;
+pub mod pool_case;
 pub mod report;
 pub mod ring_case;
 pub mod rows;

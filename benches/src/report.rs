@@ -575,6 +575,13 @@ pub fn table(
     if let Some(sup) = supervision {
         s.push_str(&supervision_table(sup));
     }
+    s.push_str(&target_lines(targets));
+    s
+}
+
+/// One line per target: PASS or MISS, what is required, what was measured.
+pub fn target_lines(targets: &[Target]) -> String {
+    let mut s = String::new();
     for t in targets {
         let verdict = if t.pass { "PASS" } else { "MISS" };
         let _ = writeln!(s, "{verdict}  {:<34} {}", t.name, t.measured);

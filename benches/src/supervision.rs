@@ -314,7 +314,8 @@ pub fn thread_sched_ns(tid: u32) -> Option<u64> {
         .ok()
 }
 
-fn process_cpu_ns() -> u64 {
+/// CPU time of this whole process (every thread), ns.
+pub fn process_cpu_ns() -> u64 {
     let ts = clock_gettime(ClockId::ProcessCPUTime);
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

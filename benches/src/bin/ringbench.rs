@@ -24,7 +24,7 @@ use ringworker_benches::peer_iceoryx2;
 use ringworker_benches::report::{self, CaseResult, LatencyResult};
 use ringworker_benches::ring_case::{self, RingParams, ring_config};
 use ringworker_benches::rows::{RowTemplates, SizeSpec};
-use ringworker_benches::{baseline, ceiling, e2e, pin, rows, supervision};
+use ringworker_benches::{baseline, ceiling, e2e, pin, pool_case, rows, supervision};
 
 /// The shared-memory ring vs pipe + JSON: throughput, idle CPU, wake-up latency.
 #[derive(Debug, Parser)]
@@ -60,7 +60,8 @@ struct Cli {
     reps: Option<usize>,
     /// Which parts to run: 100B, 1KiB, 4KiB, mixed, custom, idle, wake,
     /// large (1 MiB and 16 MiB rows end to end, GB/s), supervision (kill ->
-    /// ready cold and prewarmed, the watchdog's idle CPU).
+    /// ready cold and prewarmed, the watchdog's idle CPU), pool (1 and 2
+    /// workers on CPU-bound jobs, 8 idle pooled workers).
     #[arg(long, value_delimiter = ',')]
     cases: Option<Vec<String>>,
     /// Wake-up samples per mechanism.
@@ -147,7 +148,7 @@ enum ChildCmd {
     },
 }
 
-const ALL_PARTS: [&str; 9] = [
+const ALL_PARTS: [&str; 10] = [
     "100B",
     "1KiB",
     "4KiB",
@@ -157,6 +158,7 @@ const ALL_PARTS: [&str; 9] = [
     "wake",
     "large",
     "supervision",
+    "pool",
 ];
 
 fn main() -> ExitCode {
@@ -416,8 +418,22 @@ fn run(cli: &Cli) -> Result<()> {
         None
     };
 
-    let targets = report::targets(&cases, idle, wake.as_ref(), supervision.as_ref());
-    let table = report::table(&cases, idle, wake.as_ref(), supervision.as_ref(), &targets);
+    let pool = if parts.iter().any(|p| p == "pool") {
+        pin::unpin_all_threads();
+        Some(pool_case::run_case(cli.capacity, cli.quick).context("pool")?)
+    } else {
+        None
+    };
+
+    let mut targets = report::targets(&cases, idle, wake.as_ref(), supervision.as_ref());
+    if let Some(pool) = &pool {
+        targets.extend(pool_case::targets(pool));
+    }
+    let mut table = report::table(&cases, idle, wake.as_ref(), supervision.as_ref(), &[]);
+    if let Some(pool) = &pool {
+        table.push_str(&pool_case::table(pool));
+    }
+    table.push_str(&report::target_lines(&targets));
     if cli.json {
         eprint!("{table}");
         let mut lines: Vec<serde_json::Value> = cases.iter().map(CaseResult::to_json).collect();
@@ -427,6 +443,7 @@ fn run(cli: &Cli) -> Result<()> {
             supervision.as_ref(),
             &targets,
         ));
+        lines.extend(pool.as_ref().map(pool_case::json));
         for line in lines {
             println!("{line}");
         }
