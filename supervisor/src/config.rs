@@ -61,6 +61,16 @@ pub struct WorkerConfig {
     /// on; see `ARCHITECTURE.md`, "Process tree"). Off: the child still gets
     /// its own process group, which is killed with it.
     pub contain_tree: bool,
+    /// Warm templates (default off): start one template process per
+    /// distinct start-up (program, arguments, environment, working
+    /// directory) in this process, which runs the worker's start-up step
+    /// (`ChildRuntime::startup`) once, and fork every child from it instead
+    /// of exec'ing the program: a restart costs a fork, and the children
+    /// share the template's memory copy-on-write. Forked children are not
+    /// under the containment shim: they get their own process group only
+    /// (`contain_tree` does not apply; see `ARCHITECTURE.md`, "Warm
+    /// templates").
+    pub template: bool,
 }
 
 impl WorkerConfig {
@@ -86,6 +96,7 @@ impl WorkerConfig {
             memory: MemoryLimits::default(),
             restart: RestartPolicy::default(),
             contain_tree: true,
+            template: false,
         }
     }
 
@@ -178,6 +189,12 @@ impl WorkerConfig {
     /// Turns tree containment on or off.
     pub fn with_contain_tree(mut self, contain: bool) -> Self {
         self.contain_tree = contain;
+        self
+    }
+
+    /// Turns warm templates on or off (see [`WorkerConfig::template`]).
+    pub fn with_template(mut self, template: bool) -> Self {
+        self.template = template;
         self
     }
 

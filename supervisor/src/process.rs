@@ -3,8 +3,9 @@
 //! killed race-free through its pidfd.
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -68,9 +69,20 @@ fn spawn_from_long_lived_thread(command: Command) -> io::Result<Child> {
         .map_err(|_| io::Error::other("spawner thread is gone"))?
 }
 
+/// The parent pid of `pid`, from `/proc/<pid>/stat`.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..]
+        .split_ascii_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// How to watch a child once it runs.
 pub(crate) struct WatchPlan {
-    pub(crate) ring: ConsumerRemote,
+    /// `None` for a template.
+    pub(crate) ring: Option<ConsumerRemote>,
     pub(crate) rss: RssConfig,
     pub(crate) contained: bool,
     pub(crate) own_group: bool,
@@ -104,6 +116,38 @@ impl ChildProcess {
         // From here on the watchdog reaps it through the pidfd; `child` is
         // dropped without waiting (std's `Child` never waits on drop).
         drop(child);
+        Ok(Self::register(pid, pidfd, output, plan))
+    }
+
+    /// Takes over a child a template forked for us (`clone(CLONE_PARENT)`):
+    /// `pid` is our child, so it stays that process (a zombie at worst)
+    /// until the watchdog reaps it, and `pidfd_open` on it is race-free.
+    /// Checks that it is our child before trusting it. `stdout` and
+    /// `stderr` are the read ends of its output pipes.
+    pub(crate) fn adopt(
+        pid: u32,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+        tail_bytes: usize,
+        plan: WatchPlan,
+    ) -> io::Result<Self> {
+        let raw = Pid::from_raw(pid as i32).ok_or_else(|| io::Error::other("pid 0"))?;
+        let pidfd = rustix::process::pidfd_open(raw, PidfdFlags::empty())?;
+        // Pinned by the pidfd; only we can reap it if it is ours.
+        if parent_of(pid) != Some(std::process::id()) {
+            return Err(io::Error::other(format!(
+                "the template reported pid {pid}, which is not a child of this process"
+            )));
+        }
+        let output = OutputDrain::start(
+            Some(ChildStdout::from(stdout)),
+            Some(ChildStderr::from(stderr)),
+            tail_bytes,
+        );
+        Ok(Self::register(pid, pidfd, output, plan))
+    }
+
+    fn register(pid: u32, pidfd: OwnedFd, output: OutputDrain, plan: WatchPlan) -> Self {
         let worker_pid = if plan.contained {
             // The shim forked the worker before `spawn` returned.
             shm_proto::shim_worker_pid(pid).unwrap_or(pid)
@@ -128,7 +172,7 @@ impl ChildProcess {
             plan.rss,
         ));
         watchdog::register(Arc::clone(&watch));
-        Ok(ChildProcess { watch, output })
+        ChildProcess { watch, output }
     }
 
     /// The spawned process's pid (the containment shim's, if contained).

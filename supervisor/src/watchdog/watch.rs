@@ -103,7 +103,9 @@ struct State {
 /// One child under the watchdog.
 pub(crate) struct Watch {
     process: Watched,
-    ring: ConsumerRemote,
+    /// The child's ring; `None` for a template, which has none (it is
+    /// never armed: only its death and its stop matter).
+    ring: Option<ConsumerRemote>,
     rss: RssConfig,
     /// Set (Release) after anything the request thread must react to was
     /// recorded in `state`: an exit, a verdict.
@@ -115,7 +117,7 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
-    pub(crate) fn new(process: Watched, ring: ConsumerRemote, rss: RssConfig) -> Watch {
+    pub(crate) fn new(process: Watched, ring: Option<ConsumerRemote>, rss: RssConfig) -> Watch {
         Watch {
             process,
             ring,
@@ -137,6 +139,16 @@ impl Watch {
                 retired: false,
             }),
             changed: Condvar::new(),
+        }
+    }
+
+    fn heartbeat(&self) -> u64 {
+        self.ring.as_ref().map_or(0, ConsumerRemote::heartbeat)
+    }
+
+    fn wake_ring(&self) {
+        if let Some(ring) = &self.ring {
+            ring.wake();
         }
     }
 
@@ -189,7 +201,7 @@ impl Watch {
             started: now,
             deadline: timeout.and_then(|t| now.checked_add(t)),
             hang,
-            beat: self.ring.heartbeat(),
+            beat: self.heartbeat(),
             progress: self.progress.load(Ordering::Relaxed),
             life_seen: now,
             next_life_check: hang.map_or(now, |h| now + life_check_every(h)),
@@ -410,7 +422,7 @@ impl Watch {
         if let Some(hang) = armed.hang
             && now >= armed.next_life_check
         {
-            let beat = self.ring.heartbeat();
+            let beat = self.heartbeat();
             let progress = self.progress.load(Ordering::Relaxed);
             if beat != armed.beat || progress != armed.progress {
                 armed.beat = beat;
@@ -474,7 +486,7 @@ impl Watch {
             }
         }
         self.attention.store(true, Ordering::Release);
-        self.ring.wake();
+        self.wake_ring();
         self.changed.notify_all();
         super::poke();
     }
@@ -484,7 +496,7 @@ impl Watch {
         drop(state);
         // Pairs with the Acquire load in `attention`.
         self.attention.store(true, Ordering::Release);
-        self.ring.wake();
+        self.wake_ring();
         self.changed.notify_all();
     }
 }
