@@ -79,11 +79,18 @@ fn forked_workers_are_our_children_and_restart_in_a_fork() {
     let mut worker = Worker::spawn(config).unwrap();
     let template = worker.template_pid().expect("a template runs");
     let pid = worker.pid().unwrap();
-    assert_eq!(worker.spawned_pid(), Some(pid), "no shim between us and it");
+    // Contained (the fixture's default): the forked process is the
+    // worker's shim, our child; the worker is the shim's child.
+    let shim = worker.spawned_pid().unwrap();
+    assert_ne!(shim, pid);
     assert_ne!(pid, template);
     let children = procfs::children();
-    assert!(children.contains(&pid), "{pid} is our child: {children:?}");
+    assert!(
+        children.contains(&shim),
+        "{shim} is our child: {children:?}"
+    );
     assert!(children.contains(&template), "{children:?}");
+    assert_eq!(parent_of(pid), Some(shim));
     // Not exec'd: it has the state the template's start-up step built.
     let seen = state(&mut worker);
     assert_eq!(seen.startup_pid, Some(template));
@@ -95,6 +102,7 @@ fn forked_workers_are_our_children_and_restart_in_a_fork() {
     // SIGKILL: the next one is a fork, far below the 2 s start-up.
     sigkill(pid);
     assert!(wait_until(Duration::from_secs(5), || !worker.is_alive()));
+    let old_shim = shim;
     let started = Instant::now();
     worker.ensure_ready().unwrap();
     let restart = started.elapsed();
@@ -102,8 +110,11 @@ fn forked_workers_are_our_children_and_restart_in_a_fork() {
     assert!(restart < Duration::from_secs(1), "{restart:?}");
     let second = worker.pid().unwrap();
     assert_ne!(second, pid);
-    assert!(gone(pid), "the killed worker was reaped");
-    assert!(procfs::children().contains(&second));
+    assert!(gone(old_shim), "the killed worker's shim was reaped");
+    assert!(!procfs::alive(pid));
+    let shim = worker.spawned_pid().unwrap();
+    assert!(procfs::children().contains(&shim));
+    assert_eq!(parent_of(second), Some(shim));
     assert_usable(&mut worker);
     let seen = state(&mut worker);
     assert_eq!(seen.startup_pid, Some(template));
@@ -113,8 +124,37 @@ fn forked_workers_are_our_children_and_restart_in_a_fork() {
     assert_eq!(stats.template_forks, 2, "{stats:?}");
     assert_eq!(stats.template_respawns, 0, "{stats:?}");
     drop(worker);
-    assert!(gone(second) && gone(template));
+    assert!(gone(shim) && gone(template));
+    assert!(!procfs::alive(second));
     let _ = std::fs::remove_file(counter);
+}
+
+#[test]
+fn uncontained_forked_workers_are_our_children() {
+    let _serial = serial();
+    let config = templated("uncontained", 300, 1).with_contain_tree(false);
+    let mut worker = Worker::spawn(config).unwrap();
+    let template = worker.template_pid().unwrap();
+    let pid = worker.pid().unwrap();
+    assert_eq!(worker.spawned_pid(), Some(pid), "no shim between us and it");
+    assert_eq!(parent_of(pid), Some(std::process::id()));
+    assert_eq!(state(&mut worker).startup_pid, Some(template));
+    sigkill(pid);
+    let started = Instant::now();
+    assert_usable(&mut worker);
+    eprintln!("kill -> served, uncontained: {:?}", started.elapsed());
+    assert!(gone(pid), "reaped by the watchdog");
+    assert_eq!(parent_of(worker.pid().unwrap()), Some(std::process::id()));
+    assert_eq!(worker.stats().template_forks, 2);
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..]
+        .split_ascii_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 #[test]
@@ -135,7 +175,7 @@ fn a_worker_dying_in_a_request_is_reaped_with_the_usual_error() {
             matches!(e, Error::ChildKilled { signal: 6, .. })
         }),
     ] {
-        let pid = worker.pid().unwrap();
+        let pid = worker.spawned_pid().unwrap();
         let mut rows = FaultRows::default();
         let result = worker.stream_with::<_, FaultSummary, _>(
             "fault",
@@ -216,6 +256,7 @@ fn a_template_whose_start_up_fails_trips_the_restart_cap() {
     std::fs::write(&fail, b"").unwrap();
     sigkill(worker.template_pid().unwrap());
     sigkill(worker.pid().unwrap());
+    assert!(wait_until(Duration::from_secs(5), || !worker.is_alive()));
     let mut template_errors = 0;
     let mut limited = None;
     for _ in 0..10 {
@@ -278,11 +319,19 @@ fn four_forked_workers_share_the_template_memory() {
     }
     let pss = |pid: u32| procfs::pss_kib(pid).expect("smaps_rollup") << 10;
     let workers_pss: Vec<u64> = workers.iter().map(|w| pss(w.pid().unwrap())).collect();
+    // The shims (when contained) count too: every process that maps a page.
+    let shims_pss: Vec<u64> = workers
+        .iter()
+        .filter(|w| w.spawned_pid() != w.pid())
+        .map(|w| pss(w.spawned_pid().unwrap()))
+        .collect();
     let template_pss = pss(template);
-    let total = workers_pss.iter().sum::<u64>() + template_pss;
+    let total = workers_pss.iter().sum::<u64>() + shims_pss.iter().sum::<u64>() + template_pss;
+    let mib = |v: &[u64]| v.iter().map(|b| b >> 20).collect::<Vec<_>>();
     eprintln!(
-        "PSS: workers {:?} MiB, template {} MiB, total {} MiB (state {MIB} MiB)",
-        workers_pss.iter().map(|b| b >> 20).collect::<Vec<_>>(),
+        "PSS: workers {:?} MiB, shims {:?} MiB, template {} MiB, total {} MiB (state {MIB} MiB)",
+        mib(&workers_pss),
+        mib(&shims_pss),
         template_pss >> 20,
         total >> 20
     );

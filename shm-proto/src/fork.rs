@@ -57,6 +57,10 @@ pub struct ForkRequest {
     pub max_row_bytes: u64,
     /// Whether the worker leads its own process group.
     pub own_process_group: bool,
+    /// Whether the forked process becomes the worker's subreaper shim
+    /// (`contain`) and forks the worker, as an exec'd child's does.
+    #[serde(default)]
+    pub contain_tree: bool,
     /// `RLIMIT_CORE`, `RLIMIT_DATA`, `RLIMIT_AS` for the worker.
     pub core: Option<u64>,
     /// See `core`.
@@ -74,10 +78,20 @@ impl ForkRequest {
             parent_pid,
             max_row_bytes,
             own_process_group: true,
+            contain_tree: false,
             core: None,
             data: None,
             address_space: None,
         }
+    }
+
+    /// Contains the worker's tree in a subreaper shim: the forked process
+    /// becomes the shim and forks the worker (see [`fork_worker`]). Pass
+    /// `true` only where
+    /// [`tree_containment_available`](crate::tree_containment_available).
+    pub fn with_contain_tree(mut self, contain: bool) -> Self {
+        self.contain_tree = contain;
+        self
     }
 
     /// Sets the worker's resource limits (`None`: inherited).
@@ -289,7 +303,12 @@ pub enum Forked {
 /// `PR_SET_PDEATHSIG` (SIGKILL) is set and the parent re-checked against
 /// `request.parent_pid` (a mismatch, or any failure of these steps, ends
 /// the worker with exit code 126 before it talks to anyone), then its own
-/// process group and resource limits. Every other fd of the template is
+/// process group and resource limits. With
+/// [`ForkRequest::contain_tree`] the forked process (the pid reported)
+/// becomes the worker's subreaper shim exactly as after `Command::spawn`'s
+/// fork in `contain` (parent-death signal SIGTERM, parent re-checked) and
+/// forks the worker, which is where this returns; the shim never returns,
+/// and lets go of the template's memory and fds. Every other fd of the template is
 /// inherited: a template must not keep fds it expects to own.
 pub fn fork_worker(
     template: OwnedFd,
@@ -303,6 +322,8 @@ pub fn fork_worker(
     if threads != 1 {
         return Err((ForkError::MultiThreaded { threads }, template));
     }
+    // Cached before the fork: the check reads `/proc` once per process.
+    crate::tree_containment_available();
     let options = WorkerOptions {
         own_process_group: request.own_process_group,
         rlimits: [request.core, request.data, request.address_space],
@@ -313,7 +334,15 @@ pub fn fork_worker(
         -1 => Err((ForkError::Os(io::Error::last_os_error()), template)),
         0 => {
             drop(template);
-            if let Err(e) = become_worker(fds.stdout, fds.stderr, request.parent_pid, &options) {
+            let contain = request.contain_tree && crate::tree_containment_available();
+            // Returns only in the worker (under the shim, if `contain`).
+            if let Err(e) = become_worker(
+                fds.stdout,
+                fds.stderr,
+                request.parent_pid,
+                contain,
+                &options,
+            ) {
                 eprintln!("ringworker: forked worker set-up failed: {e}");
                 std::process::exit(126);
             }
@@ -354,11 +383,15 @@ unsafe fn raw_fork() -> libc::pid_t {
     ret as libc::pid_t
 }
 
-/// The forked worker's first steps (see [`fork_worker`]).
+/// The forked worker's first steps (see [`fork_worker`]). With `contain`,
+/// this process becomes the subreaper shim P of `contain` (its own process
+/// group first, so that stopping the template's group never reaches it),
+/// which forks the worker W; only W returns.
 fn become_worker(
     stdout: OwnedFd,
     stderr: OwnedFd,
     parent: u32,
+    contain: bool,
     options: &WorkerOptions,
 ) -> io::Result<()> {
     for (fd, target) in [(stdout.as_fd(), 1), (stderr.as_fd(), 2)] {
@@ -368,6 +401,15 @@ fn become_worker(
         }
     }
     drop((stdout, stderr));
+    if contain {
+        // SAFETY: setpgid with integer arguments only.
+        if unsafe { libc::setpgid(0, 0) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // P: PR_SET_PDEATHSIG SIGTERM, the parent re-checked, then W forked
+        // with SIGKILL as its own, its parent checked, `options` applied.
+        return crate::contain::become_shim(parent as libc::pid_t, true, options);
+    }
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) } < 0 {
         return Err(io::Error::last_os_error());

@@ -116,7 +116,7 @@ impl ChildProcess {
         // From here on the watchdog reaps it through the pidfd; `child` is
         // dropped without waiting (std's `Child` never waits on drop).
         drop(child);
-        Ok(Self::register(pid, pidfd, output, plan))
+        Ok(Self::register(pid, pidfd, output, plan, false))
     }
 
     /// Takes over a child a template forked for us (`clone(CLONE_PARENT)`):
@@ -144,11 +144,35 @@ impl ChildProcess {
             Some(ChildStderr::from(stderr)),
             tail_bytes,
         );
-        Ok(Self::register(pid, pidfd, output, plan))
+        Ok(Self::register(pid, pidfd, output, plan, true))
     }
 
-    fn register(pid: u32, pidfd: OwnedFd, output: OutputDrain, plan: WatchPlan) -> Self {
-        let worker_pid = if plan.contained {
+    /// Under a forked shim, finds the worker (the shim's first child) and
+    /// names it to the watch: call once the worker has sent its handshake,
+    /// so it exists.
+    pub(crate) fn find_forked_worker(&self) {
+        if !self.watch.contained() {
+            return;
+        }
+        let pid = self.pid();
+        if let Some(worker) = shm_proto::shim_worker_pid(pid)
+            && let Some(raw) = Pid::from_raw(worker as i32)
+            && let Ok(pidfd) = rustix::process::pidfd_open(raw, PidfdFlags::empty())
+        {
+            self.watch.set_worker(worker, pidfd);
+        }
+    }
+
+    fn register(
+        pid: u32,
+        pidfd: OwnedFd,
+        output: OutputDrain,
+        plan: WatchPlan,
+        forked: bool,
+    ) -> Self {
+        // A forked shim may not have forked its worker yet: see
+        // `find_forked_worker`.
+        let worker_pid = if plan.contained && !forked {
             // The shim forked the worker before `spawn` returned.
             shm_proto::shim_worker_pid(pid).unwrap_or(pid)
         } else {

@@ -167,6 +167,10 @@ impl Session {
                 });
             }
         };
+        if template.is_some() {
+            // The forked shim has forked the worker that sent the Hello.
+            process.find_forked_worker();
+        }
         if hello.protocol != PROTOCOL_VERSION {
             process.kill_and_reap();
             return Err(Error::VersionMismatch {
@@ -340,7 +344,8 @@ fn spawn_forked(
             (!limits.core_dumps).then_some(0),
             limits.data_limit,
             limits.address_space_limit,
-        );
+        )
+        .with_contain_tree(config.contain_tree && shm_proto::tree_containment_available());
     let forked = template.fork(
         config,
         &request,
@@ -356,7 +361,7 @@ fn spawn_forked(
     let plan = WatchPlan {
         ring: Some(remote),
         rss,
-        contained: false,
+        contained: request.contain_tree,
         own_group: true,
     };
     let process = ChildProcess::adopt(forked.pid, stdout, stderr, config.output_tail_bytes, plan)

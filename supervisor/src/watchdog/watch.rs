@@ -11,7 +11,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
@@ -114,6 +114,11 @@ pub(crate) struct Watch {
     progress: AtomicU64,
     state: Mutex<State>,
     changed: Condvar,
+    /// The worker under the shim of a child forked from a warm template,
+    /// found after its handshake (the template reports the shim's pid
+    /// before the shim has forked the worker): overrides
+    /// `process.worker_pid` / `worker_pidfd`.
+    late_worker: OnceLock<(u32, OwnedFd)>,
 }
 
 impl Watch {
@@ -139,6 +144,7 @@ impl Watch {
                 retired: false,
             }),
             changed: Condvar::new(),
+            late_worker: OnceLock::new(),
         }
     }
 
@@ -161,7 +167,27 @@ impl Watch {
     }
 
     pub(crate) fn worker_pid(&self) -> u32 {
-        self.process.worker_pid
+        self.late_worker
+            .get()
+            .map_or(self.process.worker_pid, |(pid, _)| *pid)
+    }
+
+    /// Names the worker under this (forked) shim once it is known; the
+    /// first call wins.
+    pub(crate) fn set_worker(&self, pid: u32, pidfd: OwnedFd) {
+        let _ = self.late_worker.set((pid, pidfd));
+    }
+
+    /// Whether the child is a containment shim.
+    pub(crate) fn contained(&self) -> bool {
+        self.process.contained
+    }
+
+    fn worker_pidfd(&self) -> Option<&OwnedFd> {
+        self.late_worker
+            .get()
+            .map(|(_, fd)| fd)
+            .or(self.process.worker_pidfd.as_ref())
     }
 
     pub(crate) fn pidfd(&self) -> BorrowedFd<'_> {
@@ -382,10 +408,10 @@ impl Watch {
             let step = state.escalated;
             if step < 2 && now >= sent + ESCALATE_AFTER * (u32::from(step) + 1) {
                 state.escalated += 1;
-                match (step, &self.process.worker_pidfd) {
+                match (step, self.worker_pidfd()) {
                     (0, Some(worker)) => {
                         tracing::warn!(
-                            pid = self.process.worker_pid,
+                            pid = self.worker_pid(),
                             "worker not gone 2 s after its stop; SIGKILL"
                         );
                         let _ = rustix::process::pidfd_send_signal(worker, Signal::KILL);
@@ -452,7 +478,7 @@ impl Watch {
     }
 
     fn take_sample(&self, state: &mut State) -> Option<RssSample> {
-        match memory::sample(self.process.worker_pid) {
+        match memory::sample(self.worker_pid()) {
             Sampled::Sample(sample) => {
                 state.rss_samples += 1;
                 state.last_rss = Some(sample);
