@@ -189,6 +189,13 @@ impl ChildRuntime {
     /// handshake and serves requests until the supervisor says shutdown or
     /// closes the control channel.
     ///
+    /// Started as a warm template (the supervisor sets
+    /// [`ENV_TEMPLATE`](shm_proto::fork::ENV_TEMPLATE)), it runs the
+    /// [`ChildRuntime::startup`] step once and then forks a worker per
+    /// request of the supervisor; this returns in each forked worker as it
+    /// does in an exec'd one, and in the template when the supervisor closes
+    /// its channel.
+    ///
     /// # Examples
     ///
     /// ```no_run

@@ -33,7 +33,8 @@
 //!   memory: it unmaps every shared mapping (a ring the host drops is
 //!   freed) and drops its copy-on-write references to the host's private
 //!   anonymous memory (heap, buffers, other threads' stacks), keeping only
-//!   file-backed mappings, the stack it runs on and its thread's TLS block.
+//!   file-backed mappings and windows around the stack it runs on and its
+//!   thread's TLS block.
 //!   Otherwise each shim would keep the old copy of every page the host
 //!   writes after the spawn.
 //!

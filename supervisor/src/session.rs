@@ -12,7 +12,7 @@ use shm_proto::control::{
     self, ChildFrame, ENV_GENERATION, ENV_MAX_ROW_BYTES, ENV_PARENT_PID, FrameError, Hello,
     MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
-use shm_proto::fork::ForkRequest;
+use shm_proto::fork::{ENV_TEMPLATE, ForkRequest};
 use shm_proto::{
     CONTROL_FD, ChildFds, Consumer, ConsumerRemote, RING_FD, Readiness, RecordKind, RingConfig,
     RingMemory, Rlimit,
@@ -275,6 +275,9 @@ fn spawn_exec(
     let mut command = Command::new(&config.program);
     command
         .args(&config.args)
+        // A forked worker's environment still says "template"; a worker it
+        // starts as a supervisor must not inherit that.
+        .env_remove(ENV_TEMPLATE)
         .envs(config.env.iter().map(|(k, v)| (k, v)))
         .env(ENV_GENERATION, generation.to_string())
         .env(ENV_MAX_ROW_BYTES, config.max_row_bytes.to_string())
