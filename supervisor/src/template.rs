@@ -177,8 +177,16 @@ impl Template {
                         Some(live.process.output_tail()),
                     ));
                 }
-                Err(FrameError::Closed) if attempt == 0 => {
-                    state.live = None;
+                Err(FrameError::Closed) => {
+                    // Died before it answered: once more with a new one.
+                    let live = state.live.take().expect("running");
+                    if attempt > 0 {
+                        return Err(template_error(
+                            TemplateClass::Exited,
+                            "the template died while forking".into(),
+                            Some(live.process.final_output()),
+                        ));
+                    }
                 }
                 Err(e) if e.is_timeout() => {
                     let live = state.live.take().expect("running");
