@@ -441,3 +441,69 @@ fn measure_512_mib_template() {
         assert!(total < 2 * (MIB << 20));
     }
 }
+
+/// Marks the re-executed test binary that plays the supervisor of
+/// [`template_and_forked_workers_die_with_the_supervisor_process`].
+const SUB_SUPERVISOR: &str = "RINGWORKER_TEMPLATE_SUB_SUPERVISOR";
+const SUPERVISOR_EXIT_TEST: &str = "template_and_forked_workers_die_with_the_supervisor_process";
+
+/// The supervisor process exits abruptly (no drop): its template, a
+/// contained forked worker (shim and worker) and an uncontained one all die
+/// through their parent-death signals (with `CLONE_PARENT` the forked
+/// processes' parent is the supervisor's spawner thread).
+#[test]
+fn template_and_forked_workers_die_with_the_supervisor_process() {
+    use ringworker_testkit::harness::{KillOnDrop, is_reexec, reexec_test};
+    use std::io::BufRead;
+
+    if is_reexec(SUB_SUPERVISOR) {
+        let mut contained = Worker::spawn(templated("sub-exit", 0, 1)).unwrap();
+        let mut uncontained =
+            Worker::spawn(templated("sub-exit", 0, 1).with_contain_tree(false)).unwrap();
+        assert_usable(&mut contained);
+        assert_usable(&mut uncontained);
+        println!(
+            "template-pids {} {} {} {}",
+            contained.template_pid().unwrap(),
+            contained.spawned_pid().unwrap(),
+            contained.pid().unwrap(),
+            uncontained.pid().unwrap()
+        );
+        std::process::exit(0);
+    }
+    let _serial = serial();
+    let sub = reexec_test(SUPERVISOR_EXIT_TEST, SUB_SUPERVISOR)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("re-execute the test binary");
+    let mut sub = KillOnDrop(sub);
+    let stdout = sub.0.stdout.take().unwrap();
+    let pids: Vec<u32> = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let (_, pids) = line.split_once("template-pids ")?;
+            Some(
+                pids.split_whitespace()
+                    .map(|p| p.parse().unwrap())
+                    .collect(),
+            )
+        })
+        .expect("the sub-supervisor reports its processes");
+    assert_eq!(pids.len(), 4, "{pids:?}");
+    assert!(wait_until(Duration::from_secs(10), || sub
+        .0
+        .try_wait()
+        .ok()
+        .flatten()
+        .is_some()));
+    for (pid, what) in pids
+        .iter()
+        .zip(["template", "shim", "worker", "uncontained worker"])
+    {
+        assert!(
+            wait_until(Duration::from_secs(3), || !procfs::alive(*pid)),
+            "the {what} ({pid}) outlived its supervisor by 3 s"
+        );
+    }
+}
