@@ -339,6 +339,45 @@ fn four_forked_workers_share_the_template_memory() {
 }
 
 #[test]
+fn memory_limits_count_what_a_forked_worker_adds_to_the_template() {
+    let _serial = serial();
+    let limits = ringworker::MemoryLimits::default()
+        .with_hard_rss(Some(32 << 20))
+        .with_sample_interval(Duration::from_millis(20));
+    let mut worker = Worker::spawn(templated("limits", 0, 64).with_memory(limits)).unwrap();
+    // 64 MiB of the template's state is mapped (RssAnon counts it), under
+    // a 32 MiB limit: not its own, so not limited.
+    assert_eq!(state(&mut worker).checksum, expected_checksum(64));
+    assert_usable(&mut worker);
+    let small = FaultRequest::new(
+        Fault::Allocate {
+            mib: 8,
+            hold_ms: 200,
+        },
+        0,
+    );
+    let summary: Result<FaultSummary, Error> = worker.call("fault", &small);
+    assert!(summary.is_ok(), "{summary:?}");
+    let big = FaultRequest::new(
+        Fault::Allocate {
+            mib: 64,
+            hold_ms: 2000,
+        },
+        0,
+    );
+    let err = worker.call::<_, FaultSummary>("fault", &big).unwrap_err();
+    match &err {
+        Error::MemoryLimit { sample, limit, .. } => {
+            assert_eq!(*limit, 32 << 20);
+            assert!(sample.inherited >= 64 << 20, "{sample:?}");
+            assert!(sample.limited() > 32 << 20, "{sample:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_usable(&mut worker);
+}
+
+#[test]
 fn nothing_leaks_after_drop() {
     let _serial = serial();
     // The process-wide threads (watchdog, spawner) exist before the baseline.

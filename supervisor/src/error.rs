@@ -208,7 +208,7 @@ pub enum Error {
     /// ran; the watchdog killed it.
     #[error(
         "worker killed at {} MiB of anonymous memory, over its hard limit of {} MiB ({rows_delivered} rows delivered)",
-        sample.rss_anon >> 20, limit >> 20
+        sample.limited() >> 20, limit >> 20
     )]
     MemoryLimit {
         /// The sample that tripped the limit.

@@ -170,6 +170,10 @@ impl Session {
         if template.is_some() {
             // The forked shim has forked the worker that sent the Hello.
             process.find_forked_worker();
+            // The template's pages it maps are not its own memory.
+            if config.memory.soft_rss.is_some() || config.memory.hard_rss.is_some() {
+                process.watch().note_inherited_memory();
+            }
         }
         if hello.protocol != PROTOCOL_VERSION {
             process.kill_and_reap();

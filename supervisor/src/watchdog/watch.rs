@@ -119,6 +119,9 @@ pub(crate) struct Watch {
     /// before the shim has forked the worker): overrides
     /// `process.worker_pid` / `worker_pidfd`.
     late_worker: OnceLock<(u32, OwnedFd)>,
+    /// `RssAnon` of a forked child at its handshake (see
+    /// [`RssSample::inherited`]); 0 for exec'd children.
+    inherited: AtomicU64,
 }
 
 impl Watch {
@@ -145,6 +148,7 @@ impl Watch {
             }),
             changed: Condvar::new(),
             late_worker: OnceLock::new(),
+            inherited: AtomicU64::new(0),
         }
     }
 
@@ -176,6 +180,14 @@ impl Watch {
     /// first call wins.
     pub(crate) fn set_worker(&self, pid: u32, pidfd: OwnedFd) {
         let _ = self.late_worker.set((pid, pidfd));
+    }
+
+    /// Records the anonymous memory a child forked from a template has at
+    /// its handshake: the template's pages, not limited.
+    pub(crate) fn note_inherited_memory(&self) {
+        if let Sampled::Sample(sample) = memory::sample(self.worker_pid()) {
+            self.inherited.store(sample.rss_anon, Ordering::Relaxed);
+        }
     }
 
     /// Whether the child is a containment shim.
@@ -278,7 +290,7 @@ impl Watch {
         };
         let mut state = self.lock();
         if let Some(sample) = self.take_sample(&mut state)
-            && sample.rss_anon > soft
+            && sample.limited() > soft
         {
             state.soft_exceeded = true;
         }
@@ -465,12 +477,12 @@ impl Watch {
             state.next_rss = Some(now + self.rss.interval);
             if let Some(sample) = self.take_sample(&mut state) {
                 if let Some(limit) = self.rss.hard
-                    && sample.rss_anon > limit
+                    && sample.limited() > limit
                 {
                     self.condemn(&mut state, Verdict::MemoryLimit { sample, limit });
                     return;
                 }
-                if self.rss.soft.is_some_and(|soft| sample.rss_anon > soft) {
+                if self.rss.soft.is_some_and(|soft| sample.limited() > soft) {
                     state.soft_exceeded = true;
                 }
             }
@@ -479,7 +491,8 @@ impl Watch {
 
     fn take_sample(&self, state: &mut State) -> Option<RssSample> {
         match memory::sample(self.worker_pid()) {
-            Sampled::Sample(sample) => {
+            Sampled::Sample(mut sample) => {
+                sample.inherited = self.inherited.load(Ordering::Relaxed);
                 state.rss_samples += 1;
                 state.last_rss = Some(sample);
                 Some(sample)
