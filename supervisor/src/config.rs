@@ -66,10 +66,12 @@ pub struct WorkerConfig {
     /// directory) in this process, which runs the worker's start-up step
     /// (`ChildRuntime::startup`) once, and fork every child from it instead
     /// of exec'ing the program: a restart costs a fork, and the children
-    /// share the template's memory copy-on-write. Forked children are not
-    /// under the containment shim: they get their own process group only
-    /// (`contain_tree` does not apply; see `ARCHITECTURE.md`, "Warm
-    /// templates").
+    /// share the template's memory copy-on-write. Forked children are the
+    /// supervisor's children, under the containment shim when
+    /// `contain_tree`; their memory limits exclude the template's pages.
+    /// The template's start-up counts against the `startup_timeout` of the
+    /// child that needed it: set it to cover the import. See
+    /// `ARCHITECTURE.md`, "Warm templates".
     pub template: bool,
 }
 
