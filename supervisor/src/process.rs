@@ -132,7 +132,20 @@ impl ChildProcess {
         plan: WatchPlan,
     ) -> io::Result<Self> {
         let raw = Pid::from_raw(pid as i32).ok_or_else(|| io::Error::other("pid 0"))?;
-        let pidfd = rustix::process::pidfd_open(raw, PidfdFlags::empty())?;
+        let pidfd = match rustix::process::pidfd_open(raw, PidfdFlags::empty()) {
+            Ok(fd) => fd,
+            Err(e) => {
+                // No pidfd (out of fds): if it is our child, nobody else
+                // can reap it, so kill and reap it here, as `spawn` does
+                // with a child it cannot hand over.
+                if parent_of(pid) == Some(std::process::id()) {
+                    let _ = rustix::process::kill_process(raw, rustix::process::Signal::KILL);
+                    let _ =
+                        rustix::process::waitpid(Some(raw), rustix::process::WaitOptions::empty());
+                }
+                return Err(e.into());
+            }
+        };
         // Pinned by the pidfd; only we can reap it if it is ours.
         if parent_of(pid) != Some(std::process::id()) {
             return Err(io::Error::other(format!(
