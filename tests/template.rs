@@ -417,15 +417,20 @@ fn nothing_leaks_after_drop() {
 
 /// The performance targets' figures (measured for the record, not asserted
 /// tightly; run with `--ignored --nocapture`): kill → ready p50 after the
-/// death is noticed, contained and not, with a 512 MiB template, and the
-/// total PSS of 4 workers of it.
+/// death is noticed, contained and not, with a 512 MiB template
+/// (`RINGWORKER_MEASURE_MIB` for another size), and the total PSS of 4
+/// workers of it.
 #[test]
 #[ignore = "measurement: 512 MiB templates, a few seconds"]
 fn measure_512_mib_template() {
     let _serial = serial();
-    const MIB: u64 = 512;
+    let mib: u64 = std::env::var("RINGWORKER_MEASURE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512);
+    let state_bytes = (mib << 20).max(1 << 20);
     for (contain, prewarm) in [(true, false), (false, false), (true, true)] {
-        let config = templated(&format!("measure-{contain}-{prewarm}"), 0, MIB)
+        let config = templated(&format!("measure-{contain}-{prewarm}"), 0, mib)
             .with_contain_tree(contain)
             .with_restart_policy(
                 ringworker::RestartPolicy::default()
@@ -435,10 +440,14 @@ fn measure_512_mib_template() {
         let mut worker = Worker::spawn(config.clone()).unwrap();
         let mut ready_us = Vec::new();
         for _ in 0..50 {
-            // The spare (prewarm) is forked in the background, untimed.
+            // The spare (prewarm) is forked in the background, and so is
+            // the next ring made (standby thread): both untimed, as a death
+            // that does not follow the last one within milliseconds finds
+            // them (`RingMemory::create` of a 4 MiB ring takes ~3.5 ms here).
             while worker.spare_ready() == Some(false) {
                 std::thread::yield_now();
             }
+            std::thread::sleep(Duration::from_millis(20));
             sigkill(worker.pid().unwrap());
             while worker.is_alive() {
                 std::thread::yield_now();
@@ -449,7 +458,7 @@ fn measure_512_mib_template() {
         }
         ready_us.sort_by(f64::total_cmp);
         eprintln!(
-            "{MIB} MiB template, contain_tree {contain}, prewarm {prewarm}: kill -> ready (after notice) p50 {:.0} us, p90 {:.0} us",
+            "{mib} MiB template, contain_tree {contain}, prewarm {prewarm}: kill -> ready (after notice) p50 {:.0} us, p90 {:.0} us",
             ready_us[ready_us.len() / 2],
             ready_us[ready_us.len() * 9 / 10]
         );
@@ -461,7 +470,7 @@ fn measure_512_mib_template() {
             workers.push(Worker::spawn(config.clone()).unwrap());
         }
         for worker in &mut workers {
-            assert_eq!(state(worker).checksum, expected_checksum(MIB));
+            assert_eq!(state(worker).checksum, expected_checksum(mib));
         }
         let pss = |pid: u32| procfs::pss_kib(pid).unwrap_or(0) << 10;
         let template = workers[0].template_pid().unwrap();
@@ -473,11 +482,11 @@ fn measure_512_mib_template() {
             }
         }
         eprintln!(
-            "{MIB} MiB template, contain_tree {contain}: 4 workers + template total PSS {} MiB ({:.2} x state)",
+            "{mib} MiB template, contain_tree {contain}: 4 workers + template total PSS {} MiB ({:.2} x state)",
             total >> 20,
-            total as f64 / (MIB << 20) as f64
+            total as f64 / state_bytes as f64
         );
-        assert!(total < 2 * (MIB << 20));
+        assert!(mib < 64 || total < 2 * state_bytes);
     }
 }
 
