@@ -24,6 +24,12 @@ pub enum ChildError {
     /// The control channel failed.
     #[error("control channel: {0}")]
     Control(#[from] FrameError),
+    /// The start-up step ([`ChildRuntime::startup`](crate::ChildRuntime::startup)) failed.
+    #[error("start-up failed: {message}")]
+    Startup {
+        /// Its error.
+        message: String,
+    },
     /// The parent died before the worker could register for its death signal.
     #[error("parent process {expected} is gone")]
     Orphaned {
@@ -41,6 +47,7 @@ impl ChildError {
             ChildError::Ring(err) => err.kind(),
             ChildError::Control(err) => err.kind(),
             ChildError::Orphaned { .. } => ErrorKind::Closed,
+            ChildError::Startup { .. } => ErrorKind::Usage,
         }
     }
 }

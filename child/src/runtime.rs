@@ -1,6 +1,7 @@
 //! The request loop: attach, handshake, serve one request at a time.
 
 use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use shm_proto::control::{
     self, ChildFrame, DEFAULT_MAX_ROW_BYTES, ENV_GENERATION, ENV_MAX_ROW_BYTES, ENV_PARENT_PID,
     Hello, MAX_FRAME_BYTES, PROTOCOL_VERSION, ParentFrame, RequestFrame,
 };
+use shm_proto::fork::{self, ENV_TEMPLATE, Forked, TemplateFrame};
 use shm_proto::payload::{EndPayload, RuntimeCode};
 use shm_proto::{CONTROL_FD, Command, Producer, RING_FD, RecordKind, RecordMeta, RingMemory};
 
@@ -37,7 +39,12 @@ pub struct ChildRuntime {
     /// How the handshake is sent and what follows it: [`Handshake::Normal`]
     /// except in tests of a supervisor's handshake and control handling.
     handshake: Handshake,
+    /// The shared start-up step ([`ChildRuntime::startup`]).
+    startup: Option<StartupStep>,
 }
+
+/// A start-up step, its error turned into a message.
+type StartupStep = Box<dyn FnOnce() -> Result<(), String>>;
 
 /// Test hooks for the handshake (see [`ChildRuntime::dribble_hello`] and
 /// [`ChildRuntime::deaf_after_hello`]).
@@ -62,7 +69,48 @@ impl ChildRuntime {
             max_row_bytes: DEFAULT_MAX_ROW_BYTES,
             announced_max_row_bytes: None,
             handshake: Handshake::Normal,
+            startup: None,
         }
+    }
+
+    /// Declares the worker's expensive, shared start-up step (loading an
+    /// environment, importing modules). An exec'd worker runs it in
+    /// [`ChildRuntime::run`] before its handshake (a failure is reported to
+    /// the supervisor as a failed handshake and returned as
+    /// [`ChildError::Startup`]). Started as a *template* (the supervisor's
+    /// `WorkerConfig::with_template`), the program runs it once and then
+    /// forks every worker from that warm state: a restart costs a fork, and
+    /// the workers share the template's pages copy-on-write.
+    ///
+    /// What the step must leave behind for a template to fork safely:
+    ///
+    /// - **one thread**: the step must not start threads, or must join them
+    ///   before it returns (a Lean task manager, a thread pool, a tokio
+    ///   runtime). A template with more than one thread refuses to fork; the
+    ///   supervisor gets a typed `Error::Template` (`MultiThreaded`).
+    /// - **no fds it expects to own**: every fd open in the template is
+    ///   inherited by every worker (only the template's control socket is
+    ///   closed and fd 1 / 2 replaced). Files it reads must be read and
+    ///   closed, or be read-only mappings.
+    /// - **no pending I/O, no locks held, no buffered output**: the runtime
+    ///   flushes Rust's stdout and stderr before each fork; C stdio buffers
+    ///   and anything else are the step's to flush.
+    /// - **no process-global identity**: the pid, the parent and the time of
+    ///   the step are the template's; state that must differ per worker is
+    ///   made in the command handlers (or lazily, after the fork).
+    ///
+    /// Each forked worker first closes the template's control socket, puts
+    /// its own pipes on fd 1 and 2, sets `PR_SET_PDEATHSIG` and checks its
+    /// parent is the supervisor, takes its own process group and limits,
+    /// then attaches its ring and sends its handshake like an exec'd worker.
+    /// The step's memory is shared copy-on-write; keep it read-mostly.
+    pub fn startup<F, E>(mut self, step: F) -> Self
+    where
+        F: FnOnce() -> Result<(), E> + 'static,
+        E: std::fmt::Display,
+    {
+        self.startup = Some(Box::new(move || step().map_err(|e| e.to_string())));
+        self
     }
 
     /// Sets the per-row limit (rows above it fail with the runtime code
@@ -141,6 +189,13 @@ impl ChildRuntime {
     /// handshake and serves requests until the supervisor says shutdown or
     /// closes the control channel.
     ///
+    /// Started as a warm template (the supervisor sets
+    /// [`ENV_TEMPLATE`](shm_proto::fork::ENV_TEMPLATE)), it runs the
+    /// [`ChildRuntime::startup`] step once and then forks a worker per
+    /// request of the supervisor; this returns in each forked worker as it
+    /// does in an exec'd one, and in the template when the supervisor closes
+    /// its channel.
+    ///
     /// # Examples
     ///
     /// ```no_run
@@ -171,6 +226,9 @@ impl ChildRuntime {
         {
             self.max_row_bytes = limit;
         }
+        if std::env::var_os(ENV_TEMPLATE).is_some_and(|v| v == "1") {
+            return self.run_template();
+        }
         let ring = shm_proto::take_inherited(RING_FD).map_err(|source| ChildError::MissingFd {
             fd: RING_FD,
             source,
@@ -181,9 +239,27 @@ impl ChildRuntime {
                 source,
             })?;
         let mut control = UnixStream::from(control);
+        if let Some(step) = self.startup.take()
+            && let Err(message) = step()
+        {
+            let fatal = ChildFrame::Fatal {
+                message: format!("start-up failed: {message}"),
+            };
+            let _ = control::write_frame(&mut control, &fatal);
+            return Err(ChildError::Startup { message });
+        }
         let generation = std::env::var(ENV_GENERATION)
             .ok()
             .and_then(|g| g.parse().ok());
+        self.attach_and_serve(ring, control, generation)
+    }
+
+    fn attach_and_serve(
+        self,
+        ring: OwnedFd,
+        mut control: UnixStream,
+        generation: Option<u64>,
+    ) -> Result<(), ChildError> {
         let memory = match RingMemory::attach(ring, generation) {
             Ok(memory) => Arc::new(memory),
             Err(err) => {
@@ -195,6 +271,68 @@ impl ChildRuntime {
             }
         };
         self.serve(memory, control)
+    }
+
+    /// Template mode: runs the start-up step once, then forks a worker per
+    /// request of the supervisor; returns in each forked worker as
+    /// [`ChildRuntime::run`] returns in an exec'd one (after serving), and
+    /// in the template when the supervisor closes the channel.
+    fn run_template(mut self) -> Result<(), ChildError> {
+        let control =
+            shm_proto::take_inherited(CONTROL_FD).map_err(|source| ChildError::MissingFd {
+                fd: CONTROL_FD,
+                source,
+            })?;
+        let mut control = UnixStream::from(control);
+        if let Some(step) = self.startup.take()
+            && let Err(message) = step()
+        {
+            let failed = TemplateFrame::Failed {
+                message: message.clone(),
+            };
+            let _ = control::write_frame(&mut control, &failed);
+            return Err(ChildError::Startup { message });
+        }
+        let ready = TemplateFrame::Ready {
+            pid: std::process::id(),
+        };
+        control::write_frame(&mut control, &ready)?;
+        loop {
+            let Some((request, fds)) = fork::recv_fork_request(control.as_fd())
+                .map_err(|source| control::FrameError::Io { source })?
+            else {
+                return Ok(());
+            };
+            // Nothing buffered may be written twice (once by each process).
+            let _ = std::io::stdout().flush();
+            let _ = std::io::stderr().flush();
+            let reply = match fork::fork_worker(OwnedFd::from(control), fds, &request) {
+                Ok(Forked::Template { pid, control: back }) => {
+                    control = UnixStream::from(back);
+                    TemplateFrame::Forked { pid }
+                }
+                Ok(Forked::Worker { ring, control }) => {
+                    self.max_row_bytes = request.max_row_bytes;
+                    return self.attach_and_serve(
+                        ring,
+                        UnixStream::from(control),
+                        Some(request.generation),
+                    );
+                }
+                Err((error, back)) => {
+                    control = UnixStream::from(back);
+                    let threads = match error {
+                        fork::ForkError::MultiThreaded { threads } => threads as u64,
+                        _ => 0,
+                    };
+                    TemplateFrame::Refused {
+                        threads,
+                        reason: error.to_string(),
+                    }
+                }
+            };
+            control::write_frame(&mut control, &reply)?;
+        }
     }
 
     /// Serves requests over an already attached ring and control channel.

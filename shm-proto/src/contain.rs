@@ -33,7 +33,8 @@
 //!   memory: it unmaps every shared mapping (a ring the host drops is
 //!   freed) and drops its copy-on-write references to the host's private
 //!   anonymous memory (heap, buffers, other threads' stacks), keeping only
-//!   file-backed mappings, the stack it runs on and its thread's TLS block.
+//!   file-backed mappings and windows around the stack it runs on and its
+//!   thread's TLS block.
 //!   Otherwise each shim would keep the old copy of every page the host
 //!   writes after the spawn.
 //!
@@ -510,10 +511,6 @@ impl Mapping<'_> {
             path,
         })
     }
-
-    fn contains(&self, address: usize) -> bool {
-        (self.start..self.end).contains(&address)
-    }
 }
 
 fn parse_number(digits: &[u8], radix: u32) -> Option<usize> {
@@ -602,45 +599,103 @@ fn unmap_shared() {
 /// Drops P's references to the host's private anonymous memory (heap,
 /// buffers, other threads' stacks), so that P does not pin a copy of pages
 /// the host writes after the spawn. Left alone: file-backed mappings (code,
-/// libc's data and relocations), the stack P runs on and the block that
-/// holds its thread's TLS (errno, the thread control block). P must not
-/// read anything else of the host's memory afterwards, so the functions it
-/// calls from then on have all been called once before (a lazily bound
+/// libc's data and relocations), and windows around the stack P runs on
+/// and around the block that holds its thread's TLS (errno, the thread
+/// control block): the kernel merges adjacent anonymous mappings, so the
+/// mapping that holds either may also hold a large buffer of the host (a
+/// warm template's state), which is released outside the windows. P must
+/// not read anything else of the host's memory afterwards, so the functions
+/// it calls from then on have all been called once before (a lazily bound
 /// symbol would be resolved through the host's heap).
 fn release_private_memory() {
     let marker = 0u8;
     let stack = ptr::addr_of!(marker) as usize;
     // SAFETY: __errno_location has no preconditions; it returns this thread's errno address.
-    let tls = unsafe { libc::__errno_location() } as usize;
+    let errno = unsafe { libc::__errno_location() } as usize;
+    // SAFETY: pthread_self has no preconditions; it reads the thread pointer only.
+    let thread = unsafe { libc::pthread_self() } as usize;
+    // Callers' frames lie above the stack pointer (a thread stack is at
+    // most a few MiB); the static TLS blocks lie next to the thread
+    // pointer, below it (x86-64) or above it (AArch64).
+    let keep = [
+        window(stack, KEEP_MARGIN, STACK_ABOVE),
+        window(
+            errno.min(thread),
+            KEEP_MARGIN,
+            errno.max(thread) - errno.min(thread) + KEEP_MARGIN,
+        ),
+    ];
     let mut cursor = 0usize;
     for _round in 0..1024 {
         let mut ranges = [(0usize, 0usize); BATCH];
         let mut found = 0;
+        let mut last_end = cursor;
+        let mut full = false;
         let readable = for_each_mapping(|m| {
             let anonymous = m.inode == 0 && (m.path.is_empty() || m.path == b"[heap]");
-            if m.start >= cursor
-                && anonymous
-                && m.perms.starts_with(b"rw")
-                && m.perms[3] == b'p'
-                && !m.contains(stack)
-                && !m.contains(tls)
-            {
-                ranges[found] = (m.start, m.end);
-                found += 1;
+            if m.start >= cursor && anonymous && m.perms.starts_with(b"rw") && m.perms[3] == b'p' {
+                if found + 3 > BATCH {
+                    full = true;
+                    return false;
+                }
+                found += outside(m.start, m.end, &keep, &mut ranges[found..]);
+                last_end = m.end;
             }
-            found < BATCH
+            true
         });
         for &(start, end) in &ranges[..found] {
             // MADV_DONTNEED, not munmap: the mapping stays, so a stray read
             // finds zeroes instead of faulting; a locked one is skipped.
-            // SAFETY: the range is a private anonymous mapping P no longer reads (see above).
+            // SAFETY: the range is private anonymous memory outside P's stack and TLS windows, which P no longer reads (see above).
             unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
         }
-        if !readable || found < BATCH {
+        if !readable || !full {
             return;
         }
-        cursor = ranges[BATCH - 1].1;
+        cursor = last_end;
     }
+}
+
+/// Kept below an address of the stack or TLS, and above the TLS block.
+const KEEP_MARGIN: usize = 1 << 20;
+/// Kept above P's stack pointer: its callers' frames.
+const STACK_ABOVE: usize = 16 << 20;
+
+/// `[at - below, at + above)`, page-aligned, saturating.
+fn window(at: usize, below: usize, above: usize) -> (usize, usize) {
+    const PAGE: usize = 4096;
+    let start = at.saturating_sub(below) & !(PAGE - 1);
+    let end = at.saturating_add(above).saturating_add(PAGE - 1) & !(PAGE - 1);
+    (start, end)
+}
+
+/// Writes the parts of `[start, end)` outside both `keep` windows into
+/// `out` (at most three); returns how many.
+fn outside(
+    start: usize,
+    end: usize,
+    keep: &[(usize, usize); 2],
+    out: &mut [(usize, usize)],
+) -> usize {
+    let (mut a, mut b) = (keep[0], keep[1]);
+    if a.0 > b.0 {
+        std::mem::swap(&mut a, &mut b);
+    }
+    let mut count = 0;
+    let mut from = start;
+    for (keep_start, keep_end) in [a, b] {
+        let cut = keep_start.clamp(from, end);
+        if cut > from {
+            out[count] = (from, cut);
+            count += 1;
+        }
+        from = from.max(keep_end.min(end));
+    }
+    if end > from {
+        out[count] = (from, end);
+        count += 1;
+    }
+    count
 }
 
 /// Ends P the way W ended.

@@ -24,6 +24,8 @@
 //! - `inherit`: placing fds at fixed numbers in a child and taking them over.
 //! - [`contain`]: the worker's process group, limits and the subreaper shim
 //!   that holds its whole process tree, run from `inherit`'s spawn hook.
+//! - [`fork`]: warm templates: forking workers from a template process
+//!   (`clone(CLONE_PARENT)`) and passing their fds over `SCM_RIGHTS`.
 //! - `slot_ring` (feature `reference-ring`): a bare fixed-slot SPSC ring,
 //!   the benchmarks' reference, sharing nothing with the layers above but
 //!   `sealed`.
@@ -51,6 +53,8 @@ pub mod record;
 mod consumer;
 pub mod contain;
 mod error;
+#[cfg(not(loom))]
+pub mod fork;
 #[cfg(all(not(loom), feature = "fault-injection"))]
 mod futex_word;
 mod inherit;

@@ -64,6 +64,18 @@ pub struct WorkerConfig {
     /// Set by a [`Pool`](crate::Pool) for each of its workers: the slot its
     /// children's memory samples take in the pool's budget.
     pub(crate) pool_slot: Option<crate::pool::budget::BudgetSlot>,
+    /// Warm templates (default off): start one template process per
+    /// distinct start-up (program, arguments, environment, working
+    /// directory) in this process, which runs the worker's start-up step
+    /// (`ChildRuntime::startup`) once, and fork every child from it instead
+    /// of exec'ing the program: a restart costs a fork, and the children
+    /// share the template's memory copy-on-write. Forked children are the
+    /// supervisor's children, under the containment shim when
+    /// `contain_tree`; their memory limits exclude the template's pages.
+    /// The template's start-up counts against the `startup_timeout` of the
+    /// child that needed it: set it to cover the import. See
+    /// `ARCHITECTURE.md`, "Warm templates".
+    pub template: bool,
 }
 
 impl WorkerConfig {
@@ -90,6 +102,7 @@ impl WorkerConfig {
             restart: RestartPolicy::default(),
             contain_tree: true,
             pool_slot: None,
+            template: false,
         }
     }
 
@@ -182,6 +195,12 @@ impl WorkerConfig {
     /// Turns tree containment on or off.
     pub fn with_contain_tree(mut self, contain: bool) -> Self {
         self.contain_tree = contain;
+        self
+    }
+
+    /// Turns warm templates on or off (see [`WorkerConfig::template`]).
+    pub fn with_template(mut self, template: bool) -> Self {
+        self.template = template;
         self
     }
 

@@ -208,7 +208,7 @@ pub enum Error {
     /// ran; the watchdog killed it.
     #[error(
         "worker killed at {} MiB of anonymous memory, over its hard limit of {} MiB ({rows_delivered} rows delivered)",
-        sample.rss_anon >> 20, limit >> 20
+        sample.limited() >> 20, limit >> 20
     )]
     MemoryLimit {
         /// The sample that tripped the limit.
@@ -305,6 +305,18 @@ pub enum Error {
         /// Rows delivered before.
         rows_delivered: u64,
     },
+    /// A warm template (see
+    /// [`WorkerConfig::with_template`](crate::WorkerConfig::with_template))
+    /// could not start or could not fork a worker.
+    #[error("worker template failed ({class}): {reason}{output}")]
+    Template {
+        /// What failed.
+        class: TemplateClass,
+        /// The template's (or the kernel's) message.
+        reason: String,
+        /// The template's last output.
+        output: OutputTail,
+    },
     /// The summary did not decode into the expected type.
     #[error("cannot decode the worker's summary: {source}")]
     DecodeSummary {
@@ -312,6 +324,40 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+}
+
+/// What failed in a warm template ([`Error::Template`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TemplateClass {
+    /// Its start-up step returned an error (the template exited).
+    StartupFailed,
+    /// It had more than one thread when asked to fork, and refused (it
+    /// stays, refusing every fork).
+    MultiThreaded {
+        /// Threads it counted.
+        threads: u64,
+    },
+    /// The fork itself failed in the template (the kernel refused).
+    ForkFailed,
+    /// The template exited before it was ready or while forking.
+    Exited,
+    /// The template answered something unexpected.
+    Protocol,
+}
+
+impl std::fmt::Display for TemplateClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TemplateClass::StartupFailed => write!(f, "start-up failed"),
+            TemplateClass::MultiThreaded { threads } => {
+                write!(f, "multi-threaded: {threads} threads")
+            }
+            TemplateClass::ForkFailed => write!(f, "fork failed"),
+            TemplateClass::Exited => write!(f, "exited"),
+            TemplateClass::Protocol => write!(f, "protocol"),
+        }
+    }
 }
 
 /// Coarse classes of [`Error`].
@@ -357,7 +403,8 @@ impl Error {
             | Error::StartupTimeout { .. }
             | Error::Handshake { .. }
             | Error::VersionMismatch { .. }
-            | Error::RowLimitMismatch { .. } => ErrorKind::Startup,
+            | Error::RowLimitMismatch { .. }
+            | Error::Template { .. } => ErrorKind::Startup,
             Error::Control { .. }
             | Error::Protocol { .. }
             | Error::RingCorrupt { .. }

@@ -74,12 +74,13 @@ mod session;
 pub mod sink;
 mod standby;
 mod stats;
+mod template;
 mod watchdog;
 mod worker;
 
 pub use cancel::CancelToken;
 pub use config::WorkerConfig;
-pub use error::{Error, ErrorKind, OutputTail};
+pub use error::{Error, ErrorKind, OutputTail, TemplateClass};
 pub use memory::RssSample;
 pub use policy::{MemoryLimits, RestartPolicy};
 pub use pool::{

@@ -17,8 +17,22 @@ pub struct RssSample {
     pub rss_anon: u64,
     /// Shared-memory resident bytes (`RssShmem`: the ring, among others); reported, never limited.
     pub rss_shmem: u64,
+    /// Anonymous memory a child forked from a warm template already had
+    /// when it answered its handshake: the template's pages it maps
+    /// copy-on-write, which `RssAnon` counts in every fork. Not limited
+    /// (0 for exec'd children); see [`RssSample::limited`].
+    pub inherited: u64,
     /// When it was read.
     pub at: Instant,
+}
+
+impl RssSample {
+    /// The bytes the memory limits apply to: `rss_anon` beyond `inherited`.
+    /// (A page of the template a forked child writes to becomes its own
+    /// copy without changing `RssAnon`: such copies are not counted.)
+    pub fn limited(&self) -> u64 {
+        self.rss_anon.saturating_sub(self.inherited)
+    }
 }
 
 /// What sampling a pid gave.
@@ -48,6 +62,7 @@ pub(crate) fn sample(pid: u32) -> Sampled {
             pid,
             rss_anon,
             rss_shmem: shmem.unwrap_or(0),
+            inherited: 0,
             at: Instant::now(),
         }),
         None => Sampled::Unavailable,

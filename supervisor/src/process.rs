@@ -3,8 +3,9 @@
 //! killed race-free through its pidfd.
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -68,9 +69,20 @@ fn spawn_from_long_lived_thread(command: Command) -> io::Result<Child> {
         .map_err(|_| io::Error::other("spawner thread is gone"))?
 }
 
+/// The parent pid of `pid`, from `/proc/<pid>/stat`.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..]
+        .split_ascii_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// How to watch a child once it runs.
 pub(crate) struct WatchPlan {
-    pub(crate) ring: ConsumerRemote,
+    /// `None` for a template.
+    pub(crate) ring: Option<ConsumerRemote>,
     pub(crate) rss: RssConfig,
     pub(crate) contained: bool,
     pub(crate) own_group: bool,
@@ -104,7 +116,76 @@ impl ChildProcess {
         // From here on the watchdog reaps it through the pidfd; `child` is
         // dropped without waiting (std's `Child` never waits on drop).
         drop(child);
-        let worker_pid = if plan.contained {
+        Ok(Self::register(pid, pidfd, output, plan, false))
+    }
+
+    /// Takes over a child a template forked for us (`clone(CLONE_PARENT)`):
+    /// `pid` is our child, so it stays that process (a zombie at worst)
+    /// until the watchdog reaps it, and `pidfd_open` on it is race-free.
+    /// Checks that it is our child before trusting it. `stdout` and
+    /// `stderr` are the read ends of its output pipes.
+    pub(crate) fn adopt(
+        pid: u32,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+        tail_bytes: usize,
+        plan: WatchPlan,
+    ) -> io::Result<Self> {
+        let raw = Pid::from_raw(pid as i32).ok_or_else(|| io::Error::other("pid 0"))?;
+        let pidfd = match rustix::process::pidfd_open(raw, PidfdFlags::empty()) {
+            Ok(fd) => fd,
+            Err(e) => {
+                // No pidfd (out of fds): if it is our child, nobody else
+                // can reap it, so kill and reap it here, as `spawn` does
+                // with a child it cannot hand over.
+                if parent_of(pid) == Some(std::process::id()) {
+                    let _ = rustix::process::kill_process(raw, rustix::process::Signal::KILL);
+                    let _ =
+                        rustix::process::waitpid(Some(raw), rustix::process::WaitOptions::empty());
+                }
+                return Err(e.into());
+            }
+        };
+        // Pinned by the pidfd; only we can reap it if it is ours.
+        if parent_of(pid) != Some(std::process::id()) {
+            return Err(io::Error::other(format!(
+                "the template reported pid {pid}, which is not a child of this process"
+            )));
+        }
+        let output = OutputDrain::start(
+            Some(ChildStdout::from(stdout)),
+            Some(ChildStderr::from(stderr)),
+            tail_bytes,
+        );
+        Ok(Self::register(pid, pidfd, output, plan, true))
+    }
+
+    /// Under a forked shim, finds the worker (the shim's first child) and
+    /// names it to the watch: call once the worker has sent its handshake,
+    /// so it exists.
+    pub(crate) fn find_forked_worker(&self) {
+        if !self.watch.contained() {
+            return;
+        }
+        let pid = self.pid();
+        if let Some(worker) = shm_proto::shim_worker_pid(pid)
+            && let Some(raw) = Pid::from_raw(worker as i32)
+            && let Ok(pidfd) = rustix::process::pidfd_open(raw, PidfdFlags::empty())
+        {
+            self.watch.set_worker(worker, pidfd);
+        }
+    }
+
+    fn register(
+        pid: u32,
+        pidfd: OwnedFd,
+        output: OutputDrain,
+        plan: WatchPlan,
+        forked: bool,
+    ) -> Self {
+        // A forked shim may not have forked its worker yet: see
+        // `find_forked_worker`.
+        let worker_pid = if plan.contained && !forked {
             // The shim forked the worker before `spawn` returned.
             shm_proto::shim_worker_pid(pid).unwrap_or(pid)
         } else {
@@ -128,7 +209,7 @@ impl ChildProcess {
             plan.rss,
         ));
         watchdog::register(Arc::clone(&watch));
-        Ok(ChildProcess { watch, output })
+        ChildProcess { watch, output }
     }
 
     /// The spawned process's pid (the containment shim's, if contained).

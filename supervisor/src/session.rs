@@ -12,6 +12,7 @@ use shm_proto::control::{
     self, ChildFrame, ENV_GENERATION, ENV_MAX_ROW_BYTES, ENV_PARENT_PID, FrameError, Hello,
     MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
+use shm_proto::fork::{ENV_TEMPLATE, ForkRequest};
 use shm_proto::{
     CONTROL_FD, ChildFds, Consumer, ConsumerRemote, RING_FD, Readiness, RecordKind, RingConfig,
     RingMemory, Rlimit,
@@ -21,6 +22,7 @@ use crate::config::WorkerConfig;
 use crate::error::Error;
 use crate::process::{ChildProcess, Exit, WatchPlan};
 use crate::stats::WorkerStats;
+use crate::template::Template;
 use crate::watchdog::RssConfig;
 
 /// A live child after a successful handshake.
@@ -49,15 +51,22 @@ pub(crate) struct Session {
     pub(crate) ring_capacity: u64,
     /// The watchdog's memory-sample counters already added to the stats.
     pub(crate) rss_seen: (u64, u64),
+    /// Forked from a warm template (not exec'd), and whether the template
+    /// had to be started again for it: counted in the stats by the worker
+    /// that takes the session.
+    pub(crate) forked: bool,
+    pub(crate) template_respawned: bool,
 }
 
 impl Session {
     /// Creates the ring, starts the child with the ring on fd 3 and the
-    /// control socket on fd 4, and waits for its handshake.
+    /// control socket on fd 4 (or, with `template`, has the template fork it
+    /// with these fds), and waits for its handshake.
     pub(crate) fn start(
         config: &WorkerConfig,
         generation: u64,
         prepared: Option<RingMemory>,
+        template: Option<&Arc<Template>>,
     ) -> Result<Session, Error> {
         let started = Instant::now();
         // Absolute: spawn, exec and handshake together.
@@ -96,55 +105,37 @@ impl Session {
             program: config.program.clone(),
             source,
         })?;
-        let mut command = Command::new(&config.program);
-        command
-            .args(&config.args)
-            .envs(config.env.iter().map(|(k, v)| (k, v)))
-            .env(ENV_GENERATION, generation.to_string())
-            .env(ENV_MAX_ROW_BYTES, config.max_row_bytes.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(cwd) = &config.cwd {
-            command.current_dir(cwd);
-        }
-        let contained = config.contain_tree && shm_proto::tree_containment_available();
-        if !contained {
-            // Under the shim the worker's parent is the shim, which checked
-            // the supervisor was alive before forking it; here the runtime
-            // checks its parent itself.
-            command.env(ENV_PARENT_PID, std::process::id().to_string());
-        }
-        let limits = &config.memory;
-        ChildFds::new()
-            .map(memory.fd(), RING_FD)
-            .map(child_end.as_fd(), CONTROL_FD)
-            .die_with_parent(true)
-            // Its own process group, killed with it.
-            .own_process_group(true)
-            .rlimit(Rlimit::Core, (!limits.core_dumps).then_some(0))
-            .rlimit(Rlimit::Data, limits.data_limit)
-            .rlimit(Rlimit::AddressSpace, limits.address_space_limit)
-            .contain_tree(contained)
-            .apply(&mut command);
-        let plan = WatchPlan {
-            ring: consumer.remote(),
-            rss: RssConfig {
-                soft: config.memory.soft_rss,
-                hard: config.memory.hard_rss,
-                interval: config.memory.sample_interval,
-                pool: config.pool_slot.clone(),
-            },
-            contained,
-            own_group: true,
+        let rss = RssConfig {
+            soft: config.memory.soft_rss,
+            hard: config.memory.hard_rss,
+            interval: config.memory.sample_interval,
+            pool: config.pool_slot.clone(),
         };
-        let mut process =
-            ChildProcess::spawn(command, config.output_tail_bytes, plan).map_err(|source| {
-                Error::Spawn {
-                    program: config.program.clone(),
-                    source,
-                }
-            })?;
+        let mut template_respawned = false;
+        let mut process = match template {
+            None => spawn_exec(
+                config,
+                generation,
+                &memory,
+                &child_end,
+                consumer.remote(),
+                rss,
+            )?,
+            Some(template) => {
+                let (process, respawned) = spawn_forked(
+                    config,
+                    template,
+                    generation,
+                    &memory,
+                    &child_end,
+                    consumer.remote(),
+                    rss,
+                    deadline,
+                )?;
+                template_respawned = respawned;
+                process
+            }
+        };
         drop(child_end);
         let hello = match handshake(&control, process.watch().pidfd(), deadline) {
             Ok(hello) => hello,
@@ -177,6 +168,14 @@ impl Session {
                 });
             }
         };
+        if template.is_some() {
+            // The forked shim has forked the worker that sent the Hello.
+            process.find_forked_worker();
+            // The template's pages it maps are not its own memory.
+            if config.memory.soft_rss.is_some() || config.memory.hard_rss.is_some() {
+                process.watch().note_inherited_memory();
+            }
+        }
         if hello.protocol != PROTOCOL_VERSION {
             process.kill_and_reap();
             return Err(Error::VersionMismatch {
@@ -213,6 +212,8 @@ impl Session {
             requests: 0,
             ring_capacity: config.ring_capacity as u64,
             rss_seen: (0, 0),
+            forked: template.is_some(),
+            template_respawned,
         })
     }
 
@@ -266,6 +267,116 @@ impl Session {
     }
 }
 
+/// Starts the child by exec'ing the program (under the containment shim if
+/// configured).
+fn spawn_exec(
+    config: &WorkerConfig,
+    generation: u64,
+    memory: &RingMemory,
+    child_end: &UnixStream,
+    remote: ConsumerRemote,
+    rss: RssConfig,
+) -> Result<ChildProcess, Error> {
+    let mut command = Command::new(&config.program);
+    command
+        .args(&config.args)
+        // A forked worker's environment still says "template"; a worker it
+        // starts as a supervisor must not inherit that.
+        .env_remove(ENV_TEMPLATE)
+        .envs(config.env.iter().map(|(k, v)| (k, v)))
+        .env(ENV_GENERATION, generation.to_string())
+        .env(ENV_MAX_ROW_BYTES, config.max_row_bytes.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(cwd) = &config.cwd {
+        command.current_dir(cwd);
+    }
+    let contained = config.contain_tree && shm_proto::tree_containment_available();
+    if !contained {
+        // Under the shim the worker's parent is the shim, which checked
+        // the supervisor was alive before forking it; here the runtime
+        // checks its parent itself.
+        command.env(ENV_PARENT_PID, std::process::id().to_string());
+    }
+    let limits = &config.memory;
+    ChildFds::new()
+        .map(memory.fd(), RING_FD)
+        .map(child_end.as_fd(), CONTROL_FD)
+        .die_with_parent(true)
+        // Its own process group, killed with it.
+        .own_process_group(true)
+        .rlimit(Rlimit::Core, (!limits.core_dumps).then_some(0))
+        .rlimit(Rlimit::Data, limits.data_limit)
+        .rlimit(Rlimit::AddressSpace, limits.address_space_limit)
+        .contain_tree(contained)
+        .apply(&mut command);
+    let plan = WatchPlan {
+        ring: Some(remote),
+        rss,
+        contained,
+        own_group: true,
+    };
+    ChildProcess::spawn(command, config.output_tail_bytes, plan).map_err(|source| Error::Spawn {
+        program: config.program.clone(),
+        source,
+    })
+}
+
+/// Has `template` fork the child with the ring, the control socket's child
+/// end and fresh stdout/stderr pipes, and puts it under the watchdog.
+/// Returns whether the template had to be (re)started for it.
+#[allow(clippy::too_many_arguments)]
+fn spawn_forked(
+    config: &WorkerConfig,
+    template: &Template,
+    generation: u64,
+    memory: &RingMemory,
+    child_end: &UnixStream,
+    remote: ConsumerRemote,
+    rss: RssConfig,
+    deadline: Option<Instant>,
+) -> Result<(ChildProcess, bool), Error> {
+    let spawn_error = |source: std::io::Error| Error::Spawn {
+        program: config.program.clone(),
+        source,
+    };
+    let pipe = || {
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| spawn_error(e.into()))
+    };
+    let (stdout, stdout_child) = pipe()?;
+    let (stderr, stderr_child) = pipe()?;
+    let limits = &config.memory;
+    let request = ForkRequest::new(generation, std::process::id(), config.max_row_bytes)
+        .with_rlimits(
+            (!limits.core_dumps).then_some(0),
+            limits.data_limit,
+            limits.address_space_limit,
+        )
+        .with_contain_tree(config.contain_tree && shm_proto::tree_containment_available());
+    let forked = template.fork(
+        config,
+        &request,
+        [
+            memory.fd(),
+            child_end.as_fd(),
+            stdout_child.as_fd(),
+            stderr_child.as_fd(),
+        ],
+        deadline,
+    )?;
+    drop((stdout_child, stderr_child));
+    let plan = WatchPlan {
+        ring: Some(remote),
+        rss,
+        contained: request.contain_tree,
+        own_group: true,
+    };
+    let process = ChildProcess::adopt(forked.pid, stdout, stderr, config.output_tail_bytes, plan)
+        .map_err(spawn_error)?;
+    Ok((process, forked.respawned))
+}
+
 /// The ring of child `generation`.
 pub(crate) fn ring_config(config: &WorkerConfig, generation: u64) -> RingConfig {
     RingConfig::with_capacity(config.ring_capacity)
@@ -308,10 +419,10 @@ impl std::io::Write for ControlWriter<'_> {
 /// Reads the control socket, never past `deadline`, and reports the end of
 /// the stream once the child has died even if a descendant still holds the
 /// socket's other end.
-struct HandshakeReader<'a> {
-    socket: &'a UnixStream,
-    pidfd: BorrowedFd<'a>,
-    deadline: Option<Instant>,
+pub(crate) struct HandshakeReader<'a> {
+    pub(crate) socket: &'a UnixStream,
+    pub(crate) pidfd: BorrowedFd<'a>,
+    pub(crate) deadline: Option<Instant>,
 }
 
 impl std::io::Read for HandshakeReader<'_> {

@@ -89,6 +89,10 @@ pub struct WorkerStats {
     pub resent_requests: u64,
     /// Replacements served by the prewarmed spare (no spawn waited for).
     pub prewarm_swaps: u64,
+    /// Children forked from a warm template (instead of exec'd).
+    pub template_forks: u64,
+    /// Times a dead template was started again to fork a child.
+    pub template_respawns: u64,
     /// Memory samples taken by the watchdog.
     pub rss_samples: u64,
     /// Memory samples that could not be read (`/proc` unavailable).

@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use crate::session::{self, ControlWriter, Session};
 use crate::sink::{Discard, Sink, TypedSink};
 use crate::standby::Standby;
 use crate::stats::{RestartReason, WorkerStats};
+use crate::template::{self, Template};
 use crate::watchdog::Verdict;
 
 /// Per-request options. Build with `RequestOptions::default()` and the setters.
@@ -61,6 +63,11 @@ pub struct Worker {
     /// Failed starts in a row, and when the next may be tried.
     spawn_failures: u32,
     next_spawn_at: Option<Instant>,
+    /// The warm template children are forked from
+    /// ([`WorkerConfig::with_template`]), shared with every worker of the
+    /// same start-up in this process. Dropped after the session and the
+    /// spare: the last holder's drop stops the template.
+    template: Option<Arc<Template>>,
     /// Tears down dead children and prepares the next ring, off the path
     /// of the next request. Declared last: dropped after everything else.
     standby: Standby,
@@ -72,11 +79,15 @@ struct Spare {
 }
 
 impl Spare {
-    fn start(config: &WorkerConfig, generation: u64) -> Option<Spare> {
+    fn start(
+        config: &WorkerConfig,
+        generation: u64,
+        template: Option<Arc<Template>>,
+    ) -> Option<Spare> {
         let config = config.clone();
         std::thread::Builder::new()
             .name("ringworker-prewarm".into())
-            .spawn(move || Session::start(&config, generation, None))
+            .spawn(move || Session::start(&config, generation, None, template.as_ref()))
             .ok()
             .map(|thread| Spare {
                 thread: Some(thread),
@@ -146,6 +157,7 @@ impl Worker {
     /// ```
     pub fn spawn(config: WorkerConfig) -> Result<Self, Error> {
         config.validate()?;
+        let config_template = config.template.then(|| template::for_config(&config));
         let mut worker = Worker {
             config,
             session: None,
@@ -156,6 +168,7 @@ impl Worker {
             recent_restarts: VecDeque::new(),
             spawn_failures: 0,
             next_spawn_at: None,
+            template: config_template,
             standby: Standby::default(),
         };
         worker.start_session()?;
@@ -408,6 +421,7 @@ impl Worker {
             match spare.take() {
                 Ok(session) if !session.process.has_exited() => {
                     self.stats.prewarm_swaps += 1;
+                    self.count_template(&session);
                     self.session = Some(session);
                     return Ok(());
                 }
@@ -427,8 +441,14 @@ impl Worker {
         self.generation += 1;
         self.stats.spawns += 1;
         let prepared = self.standby.take_ring(self.generation);
-        match Session::start(&self.config, self.generation, prepared) {
+        match Session::start(
+            &self.config,
+            self.generation,
+            prepared,
+            self.template.as_ref(),
+        ) {
             Ok(session) => {
+                self.count_template(&session);
                 self.spawn_failures = 0;
                 self.next_spawn_at = None;
                 self.session = Some(session);
@@ -461,7 +481,17 @@ impl Worker {
         if self.config.restart.prewarm && self.spare.is_none() {
             self.generation += 1;
             self.stats.spawns += 1;
-            self.spare = Spare::start(&self.config, self.generation);
+            self.spare = Spare::start(&self.config, self.generation, self.template.clone());
+        }
+    }
+
+    /// Counts a session forked from the template.
+    fn count_template(&mut self, session: &Session) {
+        if session.forked {
+            self.stats.template_forks += 1;
+        }
+        if session.template_respawned {
+            self.stats.template_respawns += 1;
         }
     }
 
@@ -568,6 +598,12 @@ impl Worker {
     /// containment shim when the tree is contained, else the worker.
     pub fn spawned_pid(&self) -> Option<u32> {
         self.session.as_ref().map(|s| s.process.pid())
+    }
+
+    /// The pid of the warm template this worker's children are forked from,
+    /// while it runs (`None` without [`WorkerConfig::with_template`]).
+    pub fn template_pid(&self) -> Option<u32> {
+        self.template.as_ref().and_then(|t| t.pid())
     }
 
     /// The prewarmed spare's state: `None` without prewarm.

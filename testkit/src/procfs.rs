@@ -153,6 +153,19 @@ pub fn rss_anon_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// Proportional set size of process `pid` in KiB (`Pss:` of
+/// `/proc/<pid>/smaps_rollup`): each resident page divided by the number of
+/// processes that map it, so copy-on-write pages shared by N forks count
+/// 1/N in each, unlike RSS. `None` if the process is gone or the kernel has
+/// no `smaps_rollup`.
+pub fn pss_kib(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 /// Number of threads of this process.
 pub fn threads() -> usize {
     std::fs::read_dir("/proc/self/task")
@@ -181,6 +194,7 @@ mod tests {
         assert!(threads() >= 1);
         assert!(rss_anon_kib() > 0);
         assert!(alive(std::process::id()));
+        assert!(pss_kib(std::process::id()).is_some_and(|kib| kib > 0));
 
         let mut child = std::process::Command::new("/bin/sh")
             .args(["-c", "exit 0"])

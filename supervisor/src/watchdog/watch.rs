@@ -11,7 +11,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
@@ -127,7 +127,9 @@ struct State {
 /// One child under the watchdog.
 pub(crate) struct Watch {
     process: Watched,
-    ring: ConsumerRemote,
+    /// The child's ring; `None` for a template, which has none (it is
+    /// never armed: only its death and its stop matter).
+    ring: Option<ConsumerRemote>,
     rss: RssConfig,
     /// Set (Release) after anything the request thread must react to was
     /// recorded in `state`: an exit, a verdict.
@@ -136,10 +138,18 @@ pub(crate) struct Watch {
     progress: AtomicU64,
     state: Mutex<State>,
     changed: Condvar,
+    /// The worker under the shim of a child forked from a warm template,
+    /// found after its handshake (the template reports the shim's pid
+    /// before the shim has forked the worker): overrides
+    /// `process.worker_pid` / `worker_pidfd`.
+    late_worker: OnceLock<(u32, OwnedFd)>,
+    /// `RssAnon` of a forked child at its handshake (see
+    /// [`RssSample::inherited`]); 0 for exec'd children.
+    inherited: AtomicU64,
 }
 
 impl Watch {
-    pub(crate) fn new(process: Watched, ring: ConsumerRemote, rss: RssConfig) -> Watch {
+    pub(crate) fn new(process: Watched, ring: Option<ConsumerRemote>, rss: RssConfig) -> Watch {
         Watch {
             process,
             ring,
@@ -161,6 +171,18 @@ impl Watch {
                 retired: false,
             }),
             changed: Condvar::new(),
+            late_worker: OnceLock::new(),
+            inherited: AtomicU64::new(0),
+        }
+    }
+
+    fn heartbeat(&self) -> u64 {
+        self.ring.as_ref().map_or(0, ConsumerRemote::heartbeat)
+    }
+
+    fn wake_ring(&self) {
+        if let Some(ring) = &self.ring {
+            ring.wake();
         }
     }
 
@@ -173,7 +195,35 @@ impl Watch {
     }
 
     pub(crate) fn worker_pid(&self) -> u32 {
-        self.process.worker_pid
+        self.late_worker
+            .get()
+            .map_or(self.process.worker_pid, |(pid, _)| *pid)
+    }
+
+    /// Names the worker under this (forked) shim once it is known; the
+    /// first call wins.
+    pub(crate) fn set_worker(&self, pid: u32, pidfd: OwnedFd) {
+        let _ = self.late_worker.set((pid, pidfd));
+    }
+
+    /// Records the anonymous memory a child forked from a template has at
+    /// its handshake: the template's pages, not limited.
+    pub(crate) fn note_inherited_memory(&self) {
+        if let Sampled::Sample(sample) = memory::sample(self.worker_pid()) {
+            self.inherited.store(sample.rss_anon, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the child is a containment shim.
+    pub(crate) fn contained(&self) -> bool {
+        self.process.contained
+    }
+
+    fn worker_pidfd(&self) -> Option<&OwnedFd> {
+        self.late_worker
+            .get()
+            .map(|(_, fd)| fd)
+            .or(self.process.worker_pidfd.as_ref())
     }
 
     pub(crate) fn pidfd(&self) -> BorrowedFd<'_> {
@@ -213,7 +263,7 @@ impl Watch {
             started: now,
             deadline: timeout.and_then(|t| now.checked_add(t)),
             hang,
-            beat: self.ring.heartbeat(),
+            beat: self.heartbeat(),
             progress: self.progress.load(Ordering::Relaxed),
             life_seen: now,
             next_life_check: hang.map_or(now, |h| now + life_check_every(h)),
@@ -265,7 +315,7 @@ impl Watch {
         };
         let mut state = self.lock();
         if let Some(sample) = self.take_sample(&mut state)
-            && sample.rss_anon > soft
+            && sample.limited() > soft
         {
             state.soft_exceeded = true;
         }
@@ -396,10 +446,10 @@ impl Watch {
             let step = state.escalated;
             if step < 2 && now >= sent + ESCALATE_AFTER * (u32::from(step) + 1) {
                 state.escalated += 1;
-                match (step, &self.process.worker_pidfd) {
+                match (step, self.worker_pidfd()) {
                     (0, Some(worker)) => {
                         tracing::warn!(
-                            pid = self.process.worker_pid,
+                            pid = self.worker_pid(),
                             "worker not gone 2 s after its stop; SIGKILL"
                         );
                         let _ = rustix::process::pidfd_send_signal(worker, Signal::KILL);
@@ -436,7 +486,7 @@ impl Watch {
         if let Some(hang) = armed.hang
             && now >= armed.next_life_check
         {
-            let beat = self.ring.heartbeat();
+            let beat = self.heartbeat();
             let progress = self.progress.load(Ordering::Relaxed);
             if beat != armed.beat || progress != armed.progress {
                 armed.beat = beat;
@@ -453,14 +503,14 @@ impl Watch {
             state.next_rss = Some(now + self.rss.interval);
             if let Some(sample) = self.take_sample(&mut state) {
                 if let Some(limit) = self.rss.hard
-                    && sample.rss_anon > limit
+                    && sample.limited() > limit
                 {
                     self.condemn(&mut state, Verdict::MemoryLimit { sample, limit });
                     return;
                 }
                 if let Some(pool) = &self.rss.pool
                     && let BudgetCheck::Kill { sum } =
-                        pool.budget.record(pool.slot, sample.rss_anon)
+                        pool.budget.record(pool.slot, sample.limited())
                 {
                     let budget = pool.budget.total();
                     self.condemn(
@@ -473,7 +523,7 @@ impl Watch {
                     );
                     return;
                 }
-                if self.rss.soft.is_some_and(|soft| sample.rss_anon > soft) {
+                if self.rss.soft.is_some_and(|soft| sample.limited() > soft) {
                     state.soft_exceeded = true;
                 }
             }
@@ -481,8 +531,9 @@ impl Watch {
     }
 
     fn take_sample(&self, state: &mut State) -> Option<RssSample> {
-        match memory::sample(self.process.worker_pid) {
-            Sampled::Sample(sample) => {
+        match memory::sample(self.worker_pid()) {
+            Sampled::Sample(mut sample) => {
+                sample.inherited = self.inherited.load(Ordering::Relaxed);
                 state.rss_samples += 1;
                 state.last_rss = Some(sample);
                 Some(sample)
@@ -515,7 +566,7 @@ impl Watch {
             }
         }
         self.attention.store(true, Ordering::Release);
-        self.ring.wake();
+        self.wake_ring();
         self.changed.notify_all();
         super::poke();
     }
@@ -525,7 +576,7 @@ impl Watch {
         drop(state);
         // Pairs with the Acquire load in `attention`.
         self.attention.store(true, Ordering::Release);
-        self.ring.wake();
+        self.wake_ring();
         self.changed.notify_all();
     }
 }
