@@ -24,6 +24,11 @@ use ringworker_child::builtins::synthetic::{SyntheticRequest, SyntheticSummary};
 use rustix::process::{Pid, Signal};
 use rustix::time::{ClockId, clock_gettime};
 
+use ringworker_child::builtins::startup::{
+    ENV_STARTUP_MIB, ENV_STARTUP_MS, StartupState, expected_checksum,
+};
+use ringworker_testkit::procfs::pss_kib;
+
 use crate::e2e::self_worker_config;
 use crate::latency::percentile;
 
@@ -34,17 +39,55 @@ pub const WATCHDOG_THREAD: &str = "ringworker-watchdog";
 pub const PREWARM_P50_TARGET_MS: f64 = 0.2;
 /// Target: cold kill → ready p50 (after the death is noticed), ms.
 pub const COLD_P50_TARGET_MS: f64 = 3.0;
+/// Target: kill → ready p50 of a child forked from a template, ms.
+pub const TEMPLATE_P50_TARGET_MS: f64 = 1.0;
+/// Target: total PSS of 4 workers forked from one template, over the state.
+pub const TEMPLATE_PSS_TARGET: f64 = 1.3;
+/// The slow start-up of the kill → ready runs, ms.
+pub const SLOW_STARTUP_MS: u64 = 2000;
+/// The template state of the memory measurement, MiB.
+pub const TEMPLATE_STATE_MIB: u64 = 512;
+/// Between a replacement's readiness and the next kill: a worker dies
+/// while it works, not the instant it is ready (lets the standby thread
+/// make the next ring, as it does between requests).
+pub const KILL_GAP: Duration = Duration::from_millis(20);
 /// Target: idle watchdog thread, % of one core.
 pub const WATCHDOG_IDLE_TARGET_PCT: f64 = 0.1;
 
 /// How long a kill may take to be noticed before the case fails.
 const NOTICE_WITHIN: Duration = Duration::from_secs(5);
 
+/// How the replacement child comes to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// A fresh spawn: supervisor fork, shim fork, exec, start-up, handshake.
+    Cold,
+    /// The prewarmed spare (started and handshaken in the background) is
+    /// swapped in.
+    Prewarm,
+    /// A fork of the warm template (`WorkerConfig::with_template`): no
+    /// exec, no start-up.
+    Template,
+}
+
+impl Restart {
+    /// `cold`, `prewarm` or `template`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Restart::Cold => "cold",
+            Restart::Prewarm => "prewarm",
+            Restart::Template => "template",
+        }
+    }
+}
+
 /// Kill → ready samples of one restart mode.
 #[derive(Debug, Clone)]
 pub struct RestartLatency {
-    /// Whether the replacement was the prewarmed spare.
-    pub prewarm: bool,
+    /// How the replacement was made.
+    pub mode: Restart,
+    /// The worker's start-up step (`RINGWORKER_STARTUP_MS`), ms.
+    pub startup_ms: u64,
     /// Kill until the death was noticed (`t1 − t0`), µs.
     pub noticed_us: Vec<f64>,
     /// Death noticed until `ensure_ready` returned (`t2 − t1`), µs.
@@ -53,6 +96,8 @@ pub struct RestartLatency {
     pub ready_after_kill_us: Vec<f64>,
     /// Replacements that were prewarm swaps (`WorkerStats::prewarm_swaps`).
     pub swaps: u64,
+    /// Children forked from a template (`WorkerStats::template_forks`).
+    pub forks: u64,
 }
 
 impl RestartLatency {
@@ -61,18 +106,45 @@ impl RestartLatency {
         percentile(&self.ready_after_notice_us, 50.0) / 1e3
     }
 
-    /// The target for this mode, ms.
-    pub fn target_ms(&self) -> f64 {
-        if self.prewarm {
-            PREWARM_P50_TARGET_MS
-        } else {
-            COLD_P50_TARGET_MS
+    /// The target for this mode and start-up cost, ms (none: shown only).
+    pub fn target_ms(&self) -> Option<f64> {
+        match (self.mode, self.startup_ms) {
+            (Restart::Template, _) => Some(TEMPLATE_P50_TARGET_MS),
+            (Restart::Prewarm, 0) => Some(PREWARM_P50_TARGET_MS),
+            (Restart::Cold, 0) => Some(COLD_P50_TARGET_MS),
+            _ => None,
         }
     }
 
-    /// `cold` or `prewarm`.
+    /// `cold`, `prewarm` or `template`.
     pub fn mode(&self) -> &'static str {
-        if self.prewarm { "prewarm" } else { "cold" }
+        self.mode.name()
+    }
+}
+
+/// Total PSS of 4 workers holding the same prepared state, forked from
+/// one template and exec'd each on its own.
+#[derive(Debug, Clone)]
+pub struct TemplateMemory {
+    /// The state each worker holds (`RINGWORKER_STARTUP_MIB`), MiB.
+    pub state_mib: u64,
+    /// Workers.
+    pub workers: usize,
+    /// Template + forked workers + their shims, PSS in KiB.
+    pub template_pss_kib: u64,
+    /// Exec'd workers + their shims, PSS in KiB.
+    pub exec_pss_kib: u64,
+}
+
+impl TemplateMemory {
+    /// Forked total over the state's size.
+    pub fn template_ratio(&self) -> f64 {
+        self.template_pss_kib as f64 / (self.state_mib * 1024) as f64
+    }
+
+    /// Exec'd total over the state's size.
+    pub fn exec_ratio(&self) -> f64 {
+        self.exec_pss_kib as f64 / (self.state_mib * 1024) as f64
     }
 }
 
@@ -129,31 +201,56 @@ impl IdleCpu {
 pub struct SupervisionResult {
     /// Ring capacity of the workers.
     pub capacity: usize,
-    /// Kill → ready, fresh spawn.
-    pub cold: RestartLatency,
-    /// Kill → ready, prewarmed spare.
-    pub prewarm: RestartLatency,
+    /// Kill → ready: cold, prewarmed and template, start-up 0 and 2 s.
+    pub restarts: Vec<RestartLatency>,
+    /// PSS of 4 workers over a 512 MiB state, forked and exec'd.
+    pub memory: TemplateMemory,
     /// Idle CPU with default limits.
     pub idle: IdleCpu,
     /// Idle CPU with a hard RSS limit.
     pub idle_hard: IdleCpu,
 }
 
-/// Sizes of the case: (kills per mode, idle window).
-pub fn sizes(quick: bool) -> (usize, Duration) {
+/// Sizes of the case: (kills per mode, kills per mode whose every
+/// replacement pays the slow start-up, idle window).
+pub fn sizes(quick: bool) -> (usize, usize, Duration) {
     if quick {
-        (100, Duration::from_secs(3))
+        (100, 3, Duration::from_secs(3))
     } else {
-        (200, Duration::from_secs(10))
+        (200, 8, Duration::from_secs(10))
     }
 }
 
 /// Runs the whole case.
-pub fn run_case(capacity: usize, kills: usize, window: Duration) -> Result<SupervisionResult> {
-    eprintln!("ringbench: supervision: kill -> ready, cold, {kills} kills");
-    let cold = kill_to_ready(capacity, kills, false).context("kill -> ready, cold")?;
-    eprintln!("ringbench: supervision: kill -> ready, prewarmed, {kills} kills");
-    let prewarm = kill_to_ready(capacity, kills, true).context("kill -> ready, prewarmed")?;
+pub fn run_case(
+    capacity: usize,
+    kills: usize,
+    slow_kills: usize,
+    window: Duration,
+) -> Result<SupervisionResult> {
+    let mut restarts = Vec::new();
+    for startup_ms in [0, SLOW_STARTUP_MS] {
+        for mode in [Restart::Cold, Restart::Prewarm, Restart::Template] {
+            // Cold and prewarmed replacements each pay the start-up.
+            let n = if startup_ms > 0 && mode != Restart::Template {
+                slow_kills
+            } else {
+                kills
+            };
+            eprintln!(
+                "ringbench: supervision: kill -> ready, {}, start-up {startup_ms} ms, {n} kills",
+                mode.name()
+            );
+            restarts.push(
+                kill_to_ready(capacity, n, mode, startup_ms)
+                    .with_context(|| format!("kill -> ready, {}, {startup_ms} ms", mode.name()))?,
+            );
+        }
+    }
+    eprintln!(
+        "ringbench: supervision: PSS of 4 workers over {TEMPLATE_STATE_MIB} MiB, forked and exec'd"
+    );
+    let memory = template_memory(capacity, TEMPLATE_STATE_MIB, 4).context("template memory")?;
     let workers = 4;
     eprintln!(
         "ringbench: supervision: watchdog idle, {workers} workers, {} s",
@@ -170,19 +267,23 @@ pub fn run_case(capacity: usize, kills: usize, window: Duration) -> Result<Super
         .context("watchdog idle, hard RSS limit")?;
     Ok(SupervisionResult {
         capacity,
-        cold,
-        prewarm,
+        restarts,
+        memory,
         idle,
         idle_hard,
     })
 }
 
-fn restart_config(capacity: usize, prewarm: bool) -> Result<WorkerConfig> {
+fn restart_config(capacity: usize, mode: Restart, startup_ms: u64) -> Result<WorkerConfig> {
     // Every kill is an unplanned restart: lift the intensity cap.
     let policy = RestartPolicy::default()
         .with_restart_limit(usize::MAX, Duration::from_secs(1))
-        .with_prewarm(prewarm);
-    Ok(self_worker_config(capacity)?.with_restart_policy(policy))
+        .with_prewarm(mode == Restart::Prewarm);
+    Ok(self_worker_config(capacity)?
+        .with_restart_policy(policy)
+        .with_template(mode == Restart::Template)
+        .with_env(ENV_STARTUP_MS, startup_ms.to_string())
+        .with_startup_timeout(Duration::from_millis(startup_ms) + Duration::from_secs(10)))
 }
 
 fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) -> Result<()> {
@@ -198,14 +299,22 @@ fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) -> R
 
 /// `kills` times: SIGKILL the worker, time until the death is noticed and
 /// until `ensure_ready` has a fresh child.
-pub fn kill_to_ready(capacity: usize, kills: usize, prewarm: bool) -> Result<RestartLatency> {
-    let mut worker = Worker::spawn(restart_config(capacity, prewarm)?).context("spawn")?;
+pub fn kill_to_ready(
+    capacity: usize,
+    kills: usize,
+    mode: Restart,
+    startup_ms: u64,
+) -> Result<RestartLatency> {
+    let prewarm = mode == Restart::Prewarm;
+    let mut worker = Worker::spawn(restart_config(capacity, mode, startup_ms)?).context("spawn")?;
     let mut out = RestartLatency {
-        prewarm,
+        mode,
+        startup_ms,
         noticed_us: Vec::with_capacity(kills),
         ready_after_notice_us: Vec::with_capacity(kills),
         ready_after_kill_us: Vec::with_capacity(kills),
         swaps: 0,
+        forks: 0,
     };
     let us = |d: Duration| d.as_nanos() as f64 / 1e3;
     for k in 0..kills {
@@ -214,6 +323,7 @@ pub fn kill_to_ready(capacity: usize, kills: usize, prewarm: bool) -> Result<Res
                 worker.spare_ready() == Some(true)
             })?;
         }
+        std::thread::sleep(KILL_GAP);
         let pid = worker.pid().context("no worker after ensure_ready")?;
         let target = Pid::from_raw(pid as i32).context("worker pid 0")?;
         let t0 = Instant::now();
@@ -252,6 +362,15 @@ pub fn kill_to_ready(capacity: usize, kills: usize, prewarm: bool) -> Result<Res
         stats.restarts
     );
     out.swaps = stats.prewarm_swaps;
+    out.forks = stats.template_forks;
+    if mode == Restart::Template {
+        // The first child and one per kill.
+        ensure!(
+            out.forks > kills as u64,
+            "{kills} kills but {} template forks",
+            out.forks
+        );
+    }
     if prewarm {
         ensure!(
             out.swaps == kills as u64,
@@ -261,6 +380,64 @@ pub fn kill_to_ready(capacity: usize, kills: usize, prewarm: bool) -> Result<Res
     }
     worker.shutdown(Duration::from_secs(1));
     Ok(out)
+}
+
+/// Sum of the PSS of `pids`, KiB.
+fn pss_total(pids: &[u32]) -> Result<u64> {
+    let mut total = 0;
+    for &pid in pids {
+        total += pss_kib(pid).with_context(|| format!("PSS of {pid}"))?;
+    }
+    Ok(total)
+}
+
+/// `workers` workers, each holding `mib` MiB of prepared state (every
+/// worker has checked the state's checksum in one request): forked from
+/// one template, then exec'd each on its own; the total PSS of each set.
+pub fn template_memory(capacity: usize, mib: u64, workers: usize) -> Result<TemplateMemory> {
+    let mut totals = [0u64; 2];
+    for (i, template) in [true, false].into_iter().enumerate() {
+        let config = self_worker_config(capacity)?
+            .with_template(template)
+            .with_env(ENV_STARTUP_MIB, mib.to_string())
+            .with_startup_timeout(Duration::from_secs(60));
+        let mut set = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let mut worker = Worker::spawn(config.clone()).context("spawn")?;
+            let state: StartupState = worker
+                .call("startup_state", &())
+                .context("reading the prepared state")?;
+            ensure!(
+                state.checksum == expected_checksum(mib),
+                "worker state checksum mismatch"
+            );
+            set.push(worker);
+        }
+        let mut pids = Vec::new();
+        for worker in &set {
+            pids.extend(worker.pid());
+            if let Some(spawned) = worker.spawned_pid()
+                && Some(spawned) != worker.pid()
+            {
+                pids.push(spawned);
+            }
+        }
+        if let Some(t) = set.first().and_then(Worker::template_pid) {
+            pids.push(t);
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        totals[i] = pss_total(&pids)?;
+        for worker in set {
+            worker.shutdown(Duration::from_secs(1));
+        }
+    }
+    Ok(TemplateMemory {
+        state_mib: mib,
+        workers,
+        template_pss_kib: totals[0],
+        exec_pss_kib: totals[1],
+    })
 }
 
 /// The watchdog thread's tid (the thread exists once a worker was spawned).

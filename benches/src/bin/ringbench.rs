@@ -60,7 +60,8 @@ struct Cli {
     reps: Option<usize>,
     /// Which parts to run: 100B, 1KiB, 4KiB, mixed, custom, idle, wake,
     /// large (1 MiB and 16 MiB rows end to end, GB/s), supervision (kill ->
-    /// ready cold and prewarmed, the watchdog's idle CPU), pool (1 and 2
+    /// ready cold, prewarmed and forked from a template with a 0 and 2 s
+    /// start-up, the PSS of template workers, the watchdog's idle CPU), pool (1 and 2
     /// workers on CPU-bound jobs, 8 idle pooled workers).
     #[arg(long, value_delimiter = ',')]
     cases: Option<Vec<String>>,
@@ -412,8 +413,11 @@ fn run(cli: &Cli) -> Result<()> {
     // case started pinned as well).
     let supervision = if parts.iter().any(|p| p == "supervision") {
         pin::unpin_all_threads();
-        let (kills, window) = supervision::sizes(cli.quick);
-        Some(supervision::run_case(cli.capacity, kills, window).context("supervision")?)
+        let (kills, slow_kills, window) = supervision::sizes(cli.quick);
+        Some(
+            supervision::run_case(cli.capacity, kills, slow_kills, window)
+                .context("supervision")?,
+        )
     } else {
         None
     };
