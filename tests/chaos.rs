@@ -15,6 +15,11 @@
 //! RINGWORKER_CHAOS_SECS=60 cargo test -p ringworker-tests --test chaos -- --ignored --nocapture
 //! ```
 //!
+//! `RINGWORKER_CHAOS_TEMPLATE=1` runs the same with warm templates: every
+//! worker is forked from one template process, and the chaos thread also
+//! SIGKILLs the template now and then (its workers must keep serving, the
+//! next fork respawns it).
+//!
 //! `RINGWORKER_CHAOS_SECS` (default 60) is the time jobs are submitted;
 //! `RINGWORKER_CHAOS_SEED` (default: from the clock) makes a run repeatable
 //! up to thread timing.
@@ -217,7 +222,9 @@ fn chaos() {
     }
     let before = snapshot();
 
+    let template = env_u64("RINGWORKER_CHAOS_TEMPLATE").is_some_and(|v| v != 0);
     let worker = fixture()
+        .with_template(template)
         .with_hang_timeout(Duration::from_millis(800))
         .with_cancel_grace(Duration::from_millis(300))
         .with_control_timeout(Duration::from_secs(1))
@@ -269,6 +276,16 @@ fn chaos() {
                     continue;
                 }
                 next_signal = now + Duration::from_millis(100 + rng.below(400));
+                if template && rng.below(10) == 0 {
+                    if let Some(pid) = pool
+                        .template_pid()
+                        .and_then(|pid| rustix::process::Pid::from_raw(pid as i32))
+                        && rustix::process::kill_process(pid, rustix::process::Signal::KILL).is_ok()
+                    {
+                        note(&faults, "template_sigkill");
+                    }
+                    continue;
+                }
                 let pids = pool.worker_pids();
                 let Some(Some(pid)) = pids.get(rng.below(WORKERS as u64) as usize).copied() else {
                     continue;
@@ -439,7 +456,7 @@ fn chaos() {
     }
     let faults = faults.lock().unwrap_or_else(|e| e.into_inner()).clone();
     println!(
-        "chaos: seed {seed}, {secs} s, jobs {jobs} (ok {ok}, failed {failed}), rows {rows}, \
+        "chaos: seed {seed}, {secs} s, template {template}, jobs {jobs} (ok {ok}, failed {failed}), rows {rows}, \
          retries {}, restarts {:?}, faults {faults:?}, errors {errors:?}, anomalies {}",
         stats.retries,
         stats.total.restarts,

@@ -73,6 +73,20 @@ pub(crate) fn for_config(config: &WorkerConfig) -> Arc<Template> {
     template
 }
 
+/// The pid of `config`'s template, if one is registered and running
+/// (never starts one).
+pub(crate) fn running_pid(config: &WorkerConfig) -> Option<u32> {
+    let key = TemplateKey::of(config);
+    let template = {
+        let registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        registry
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .find_map(|(_, weak)| weak.upgrade())
+    };
+    template.and_then(|t| t.pid())
+}
+
 /// One start-up's template process, started on demand.
 pub(crate) struct Template {
     state: Mutex<State>,

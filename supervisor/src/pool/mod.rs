@@ -283,6 +283,9 @@ pub struct Pool {
     queue_depth: usize,
     when_full: WhenFull,
     shutdown_grace: Duration,
+    /// Every worker's config (before its pool slot): the key of their
+    /// shared warm template, if they use one.
+    worker_config: WorkerConfig,
 }
 
 impl std::fmt::Debug for Pool {
@@ -326,6 +329,7 @@ impl Pool {
             queue_depth: config.queue_depth,
             when_full: config.when_full,
             shutdown_grace: config.shutdown_grace,
+            worker_config: config.worker.clone(),
         };
         for index in 0..config.workers {
             let mut worker_config = config.worker.clone();
@@ -428,6 +432,15 @@ impl Pool {
     /// The pid of each worker's current child (as of its latest job).
     pub fn worker_pids(&self) -> Vec<Option<u32>> {
         self.shared.lock().pids.clone()
+    }
+
+    /// The pid of the warm template the workers fork from, while one runs
+    /// (`WorkerConfig::with_template`); `None` without templates.
+    pub fn template_pid(&self) -> Option<u32> {
+        if !self.worker_config.template {
+            return None;
+        }
+        crate::template::running_pid(&self.worker_config)
     }
 
     /// Number of workers.
