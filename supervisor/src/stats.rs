@@ -100,6 +100,59 @@ pub struct WorkerStats {
 }
 
 impl WorkerStats {
+    /// Adds `other`'s counters to these (a pool's total). Destructures
+    /// `other` whole, so a new counter cannot be forgotten here.
+    pub(crate) fn absorb(&mut self, other: &WorkerStats) {
+        let WorkerStats {
+            requests,
+            failed_requests,
+            rows,
+            bytes,
+            per_stream,
+            stream_time,
+            backpressure_waits,
+            progress_records,
+            diagnostics,
+            stale_records,
+            spawns,
+            restarts,
+            failed_spawns,
+            restart_limited,
+            resent_requests,
+            prewarm_swaps,
+            template_forks,
+            template_respawns,
+            rss_samples,
+            rss_unavailable,
+        } = other;
+        self.requests += requests;
+        self.failed_requests += failed_requests;
+        self.rows += rows;
+        self.bytes += bytes;
+        for (stream, s) in per_stream {
+            let t = self.per_stream.entry(*stream).or_default();
+            t.rows += s.rows;
+            t.bytes += s.bytes;
+        }
+        self.stream_time += *stream_time;
+        self.backpressure_waits += backpressure_waits;
+        self.progress_records += progress_records;
+        self.diagnostics += diagnostics;
+        self.stale_records += stale_records;
+        self.spawns += spawns;
+        for (reason, n) in restarts {
+            *self.restarts.entry(*reason).or_default() += n;
+        }
+        self.failed_spawns += failed_spawns;
+        self.restart_limited += restart_limited;
+        self.resent_requests += resent_requests;
+        self.prewarm_swaps += prewarm_swaps;
+        self.template_forks += template_forks;
+        self.template_respawns += template_respawns;
+        self.rss_samples += rss_samples;
+        self.rss_unavailable += rss_unavailable;
+    }
+
     /// Total restarts over all reasons.
     pub fn total_restarts(&self) -> u64 {
         self.restarts.values().sum()

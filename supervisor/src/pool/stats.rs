@@ -71,30 +71,7 @@ pub struct PoolStats {
 
 /// Adds `w`'s counters to `total`.
 pub(crate) fn accumulate(total: &mut WorkerStats, w: &WorkerStats) {
-    total.requests += w.requests;
-    total.failed_requests += w.failed_requests;
-    total.rows += w.rows;
-    total.bytes += w.bytes;
-    for (stream, s) in &w.per_stream {
-        let t = total.per_stream.entry(*stream).or_default();
-        t.rows += s.rows;
-        t.bytes += s.bytes;
-    }
-    total.stream_time += w.stream_time;
-    total.backpressure_waits += w.backpressure_waits;
-    total.progress_records += w.progress_records;
-    total.diagnostics += w.diagnostics;
-    total.stale_records += w.stale_records;
-    total.spawns += w.spawns;
-    for (reason, n) in &w.restarts {
-        *total.restarts.entry(*reason).or_default() += n;
-    }
-    total.failed_spawns += w.failed_spawns;
-    total.restart_limited += w.restart_limited;
-    total.resent_requests += w.resent_requests;
-    total.prewarm_swaps += w.prewarm_swaps;
-    total.rss_samples += w.rss_samples;
-    total.rss_unavailable += w.rss_unavailable;
+    total.absorb(w);
 }
 
 /// Sub-buckets per power of two: bucket bounds grow by 2^(1/4) (19 %).
