@@ -23,9 +23,7 @@ use serde_json::{Value, json};
 
 use crate::e2e::self_worker_config;
 use crate::report::Target;
-use crate::supervision::{
-    WATCHDOG_IDLE_TARGET_PCT, process_cpu_ns, thread_sched_ns, thread_ticks, watchdog_tid,
-};
+use crate::supervision::{IdleCpu, WATCHDOG_IDLE_TARGET_PCT, idle_window, process_cpu_ns};
 
 /// Dummy work per row: about a microsecond of CPU in the child.
 pub const WORK_ITERS: u32 = 2000;
@@ -81,39 +79,6 @@ impl PoolThroughput {
     }
 }
 
-/// Idle CPU of a pool.
-#[derive(Debug, Clone)]
-pub struct PoolIdle {
-    /// Idle pooled workers.
-    pub workers: usize,
-    /// Measured window.
-    pub window: Duration,
-    /// Watchdog thread on-CPU time (`schedstat`), ns; none without schedstats.
-    pub watchdog_ns: Option<u64>,
-    /// Watchdog thread utime + stime, clock ticks.
-    pub watchdog_ticks: u64,
-    /// Whole process CPU over the window, ns.
-    pub process_ns: u64,
-}
-
-impl PoolIdle {
-    /// Watchdog thread, % of one core (`schedstat`, else ticks).
-    pub fn watchdog_pct(&self) -> f64 {
-        let ns = match self.watchdog_ns {
-            Some(ns) => ns as f64,
-            None => {
-                self.watchdog_ticks as f64 * 1e9 / rustix::param::clock_ticks_per_second() as f64
-            }
-        };
-        ns / self.window.as_nanos() as f64 * 100.0
-    }
-
-    /// Whole process, % of one core.
-    pub fn process_pct(&self) -> f64 {
-        self.process_ns as f64 / self.window.as_nanos() as f64 * 100.0
-    }
-}
-
 /// Everything the case measured.
 #[derive(Debug, Clone)]
 pub struct PoolResult {
@@ -122,7 +87,7 @@ pub struct PoolResult {
     /// Two workers.
     pub two: PoolThroughput,
     /// Idle pool.
-    pub idle: PoolIdle,
+    pub idle: IdleCpu,
 }
 
 impl PoolResult {
@@ -247,7 +212,7 @@ pub fn throughput(
 
 /// `workers` pooled workers, each has answered a job, 1 s to settle, then
 /// the watchdog's and the process's CPU over `window`.
-pub fn idle(capacity: usize, workers: usize, window: Duration) -> Result<PoolIdle> {
+pub fn idle(capacity: usize, workers: usize, window: Duration) -> Result<IdleCpu> {
     let pool = Pool::new(PoolConfig::new(self_worker_config(capacity)?, workers))
         .context("starting the pool")?;
     // Slow enough that each worker takes one.
@@ -261,30 +226,14 @@ pub fn idle(capacity: usize, workers: usize, window: Duration) -> Result<PoolIdl
     for output in merged.outputs {
         output.result.context("warm-up job")?;
     }
-    std::thread::sleep(Duration::from_secs(1));
-    let tid = watchdog_tid()?;
-    let ticks0 = thread_ticks(tid)?;
-    let sched0 = thread_sched_ns(tid);
-    let cpu0 = process_cpu_ns();
-    let start = Instant::now();
-    std::thread::sleep(window);
-    let ticks1 = thread_ticks(tid)?;
-    let sched1 = thread_sched_ns(tid);
-    let cpu1 = process_cpu_ns();
-    let measured = start.elapsed();
+    let idle = idle_window(window)?;
     let alive = pool.worker_pids().iter().filter(|p| p.is_some()).count();
     ensure!(
         alive == workers,
         "{alive} of {workers} pooled workers alive"
     );
     pool.shutdown(Duration::from_secs(1));
-    Ok(PoolIdle {
-        workers,
-        window: measured,
-        watchdog_ns: sched0.zip(sched1).map(|(a, b)| b.saturating_sub(a)),
-        watchdog_ticks: ticks1 - ticks0,
-        process_ns: cpu1 - cpu0,
-    })
+    Ok(IdleCpu { workers, ..idle })
 }
 
 /// The case's targets.

@@ -515,17 +515,7 @@ pub fn watchdog_idle(
             .context("warm-up request")?;
         pool.push(worker);
     }
-    std::thread::sleep(Duration::from_secs(1));
-    let tid = watchdog_tid()?;
-    let ticks0 = thread_ticks(tid)?;
-    let sched0 = thread_sched_ns(tid);
-    let cpu0 = process_cpu_ns();
-    let start = Instant::now();
-    std::thread::sleep(window);
-    let ticks1 = thread_ticks(tid)?;
-    let sched1 = thread_sched_ns(tid);
-    let cpu1 = process_cpu_ns();
-    let measured = start.elapsed();
+    let idle = idle_window(window)?;
     for worker in &pool {
         ensure!(worker.is_alive(), "an idle worker died during the window");
     }
@@ -539,11 +529,32 @@ pub fn watchdog_idle(
     Ok(IdleCpu {
         workers,
         hard_rss,
-        window: measured,
+        rss_samples,
+        ..idle
+    })
+}
+
+/// 1 s to settle, then the watchdog thread's and the whole process's CPU
+/// over `window` (the caller fills in what it measured it on).
+pub fn idle_window(window: Duration) -> Result<IdleCpu> {
+    std::thread::sleep(Duration::from_secs(1));
+    let tid = watchdog_tid()?;
+    let ticks0 = thread_ticks(tid)?;
+    let sched0 = thread_sched_ns(tid);
+    let cpu0 = process_cpu_ns();
+    let start = Instant::now();
+    std::thread::sleep(window);
+    let ticks1 = thread_ticks(tid)?;
+    let sched1 = thread_sched_ns(tid);
+    let cpu1 = process_cpu_ns();
+    Ok(IdleCpu {
+        workers: 0,
+        hard_rss: None,
+        window: start.elapsed(),
         watchdog_ticks: ticks1 - ticks0,
         ticks_per_s: rustix::param::clock_ticks_per_second(),
         watchdog_ns: sched0.zip(sched1).map(|(a, b)| b.saturating_sub(a)),
         process_ns: cpu1 - cpu0,
-        rss_samples,
+        rss_samples: 0,
     })
 }
