@@ -24,7 +24,7 @@
 //! `RINGWORKER_CHAOS_SEED` (default: from the clock) makes a run repeatable
 //! up to thread timing.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,11 +39,14 @@ use ringworker_testkit::rows::{RowCheck, Sizes, SyntheticRequest, SyntheticSumma
 
 #[path = "support/big_rows.rs"]
 mod big_rows;
+#[path = "support/leak_check.rs"]
+mod leak_check;
 #[path = "support/mod.rs"]
 mod support;
 
 use big_rows::{BIG_ROWS, BigRowsRequest, RowSpec, Via, expected_row};
 
+use leak_check::snapshot;
 use support::{assert_usable, fixture};
 
 const WORKERS: usize = 3;
@@ -190,21 +193,6 @@ fn audit(expect: &Expect, output: &ringworker::JobOutput) -> Vec<String> {
         }
     }
     anomalies
-}
-
-#[derive(Debug, PartialEq, Eq)]
-struct Snapshot {
-    fds: BTreeSet<String>,
-    threads: usize,
-    children: Vec<u32>,
-}
-
-fn snapshot() -> Snapshot {
-    Snapshot {
-        fds: support::open_fds(),
-        threads: support::threads(),
-        children: support::children(),
-    }
 }
 
 #[test]

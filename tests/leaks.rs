@@ -5,7 +5,6 @@
 //! A single test in its own binary: fds and threads are per process, so
 //! tests running in parallel threads would see each other's.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ringworker::{
@@ -14,30 +13,15 @@ use ringworker::{
 use ringworker_testkit::faults::{After, Fault, FaultRequest, FaultSummary, GrandchildMode};
 use ringworker_testkit::rows::{SyntheticRequest, SyntheticSummary, embedded_sequence};
 
+#[path = "support/leak_check.rs"]
+mod leak_check;
 #[path = "support/mod.rs"]
 mod support;
 
+use leak_check::assert_no_leaks;
 use support::{FAULT_ROWS, FaultRows, assert_usable, cancel_after, fixture};
 
 /// The process state that must come back after every scenario.
-#[derive(Debug, PartialEq, Eq)]
-struct Snapshot {
-    fds: BTreeSet<String>,
-    threads: usize,
-    children: Vec<u32>,
-    dev_shm: BTreeSet<String>,
-    shm_mappings: Vec<String>,
-}
-
-fn snapshot() -> Snapshot {
-    Snapshot {
-        fds: support::open_fds(),
-        threads: support::threads(),
-        children: support::children(),
-        dev_shm: support::dev_shm(),
-        shm_mappings: support::shm_mappings(),
-    }
-}
 
 /// Runs `fault` after [`FAULT_ROWS`] rows, expecting an error (or success
 /// with `Ok`), then a verified request on the same worker.
@@ -329,48 +313,5 @@ impl<F: FnMut(Row<'_>) -> Result<(), SinkError>> ringworker::Sink for SinkFn<'_,
 
 #[test]
 fn no_fds_threads_children_or_shm_entries_survive_a_failure() {
-    // One clean run first: starts the process-wide spawner thread, which
-    // lives as long as the process by design.
-    {
-        let mut worker = Worker::spawn(fixture()).unwrap();
-        assert_usable(&mut worker);
-    }
-    let before = snapshot();
-    assert!(before.children.is_empty(), "{:?}", before.children);
-    for (name, scenario) in scenarios() {
-        scenario();
-        let after = snapshot();
-        assert_eq!(
-            after.fds.difference(&before.fds).collect::<Vec<_>>(),
-            Vec::<&String>::new(),
-            "fds leaked by: {name}"
-        );
-        assert_eq!(
-            after.threads, before.threads,
-            "threads left behind by: {name}"
-        );
-        assert!(
-            support::zombie_children().is_empty(),
-            "zombies after: {name}"
-        );
-        assert_eq!(
-            after.children,
-            Vec::<u32>::new(),
-            "children left behind by: {name}"
-        );
-        assert_eq!(
-            after
-                .dev_shm
-                .difference(&before.dev_shm)
-                .collect::<Vec<_>>(),
-            Vec::<&String>::new(),
-            "/dev/shm entries after: {name}"
-        );
-        assert_eq!(
-            after.shm_mappings,
-            Vec::<String>::new(),
-            "/dev/shm mappings after: {name}"
-        );
-        assert_eq!(after, before, "process state changed by: {name}");
-    }
+    assert_no_leaks(scenarios());
 }

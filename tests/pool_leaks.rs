@@ -5,34 +5,19 @@
 //! A single test in its own binary: fds and threads are per process, so
 //! tests running in parallel threads would see each other's.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ringworker::{Job, JobOptions, MemoryLimits, Order, Pool, PoolConfig, RetryPolicy, Worker};
+use ringworker::{Job, JobOptions, MemoryLimits, Order, Pool, PoolConfig, RetryPolicy};
 use ringworker_testkit::faults::{Fault, FaultRequest};
 use ringworker_testkit::rows::{Sizes, SyntheticRequest};
 
+#[path = "support/leak_check.rs"]
+mod leak_check;
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{assert_usable, fixture, wait_until};
-
-#[derive(Debug, PartialEq, Eq)]
-struct Snapshot {
-    fds: BTreeSet<String>,
-    threads: usize,
-    children: Vec<u32>,
-    dev_shm: BTreeSet<String>,
-}
-
-fn snapshot() -> Snapshot {
-    Snapshot {
-        fds: support::open_fds(),
-        threads: support::threads(),
-        children: support::children(),
-        dev_shm: support::dev_shm(),
-    }
-}
+use leak_check::assert_no_leaks;
+use support::{fixture, wait_until};
 
 fn synthetic(rows: u64, seed: u64) -> Job {
     Job::new(
@@ -180,31 +165,5 @@ fn scenarios() -> Vec<Scenario> {
 
 #[test]
 fn a_pool_leaves_no_fds_threads_or_children() {
-    // One clean run first: starts the process-wide spawner and watchdog
-    // threads, which live as long as the process by design.
-    {
-        let mut worker = Worker::spawn(fixture()).unwrap();
-        assert_usable(&mut worker);
-    }
-    let before = snapshot();
-    assert!(before.children.is_empty(), "{:?}", before.children);
-    for (name, scenario) in scenarios() {
-        scenario();
-        let after = snapshot();
-        assert_eq!(
-            after.fds.difference(&before.fds).collect::<Vec<_>>(),
-            Vec::<&String>::new(),
-            "fds leaked by: {name}"
-        );
-        assert_eq!(
-            after.threads, before.threads,
-            "threads left behind by: {name}"
-        );
-        assert_eq!(
-            after.children,
-            Vec::<u32>::new(),
-            "children left behind by: {name}"
-        );
-        assert_eq!(after, before, "process state changed by: {name}");
-    }
+    assert_no_leaks(scenarios());
 }
