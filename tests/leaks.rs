@@ -21,8 +21,6 @@ mod support;
 use leak_check::assert_no_leaks;
 use support::{FAULT_ROWS, FaultRows, assert_usable, cancel_after, fixture};
 
-/// The process state that must come back after every scenario.
-
 /// Runs `fault` after [`FAULT_ROWS`] rows, expecting an error (or success
 /// with `Ok`), then a verified request on the same worker.
 fn fault(config: WorkerConfig, fault: Fault, options: RequestOptions, ok: bool) {
