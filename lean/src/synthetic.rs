@@ -432,7 +432,11 @@ impl<W: Write> Gen<W> {
     }
 
     fn inductive(&mut self, left: u64) -> io::Result<()> {
-        let (ns, _) = self.namespace()?;
+        // Constructors and recursors sit two below the namespace: at most 5.
+        let (mut ns, depth) = self.namespace()?;
+        if depth > 3 {
+            ns = self.namespaces[self.rng.below(WORDS.len() as u64 / 2) as usize].0;
+        }
         self.serial += 1;
         let tname = self.name(ns, &format!("T{}", self.serial))?;
         let nctors = (1 + self.rng.below(3)).min(left - 2);
