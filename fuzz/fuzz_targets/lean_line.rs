@@ -16,7 +16,9 @@ const META30: &[u8] = br#"{"meta":{"format":{"version":"3.0.0"}}}"#;
 const META31: &[u8] = br#"{"meta":{"format":{"version":"3.1.0"}}}"#;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     let mut input = Vec::with_capacity(data.len() + 64);
     match mode & 3 {
         0 | 1 => {

@@ -77,13 +77,17 @@ pub enum ReadError {
         defined: u64,
     },
     /// The first line is not a `meta` record (or the input is empty).
-    #[error("line {line}: the export does not start with a `meta` record carrying `format.version`")]
+    #[error(
+        "line {line}: the export does not start with a `meta` record carrying `format.version`"
+    )]
     MissingMeta {
         /// The line where the `meta` record was expected.
         line: u64,
     },
     /// The `meta` record names a format version this reader does not read.
-    #[error("line {line}: unsupported lean4export format version {version:?} (this reader reads 3.0.x and 3.1.x)")]
+    #[error(
+        "line {line}: unsupported lean4export format version {version:?} (this reader reads 3.0.x and 3.1.x)"
+    )]
     UnsupportedVersion {
         /// The `meta` line.
         line: u64,
@@ -153,6 +157,9 @@ impl ReadError {
     }
 
     pub(crate) fn malformed(line: u64, reason: impl Into<String>) -> Self {
-        ReadError::Malformed { line, reason: reason.into() }
+        ReadError::Malformed {
+            line,
+            reason: reason.into(),
+        }
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! Every line is one JSON object: the `meta` record first, then names
 //! (`in`), levels (`il`), expressions (`ie`) and declarations, each
-//! referring to ids of earlier lines. [`parse_line`] turns one line into a
-//! [`Record`] without looking anything up; [`crate::table`] checks the ids.
+//! referring to ids of earlier lines. The crate's line parser turns one line
+//! into a record without looking anything up; the id tables check the ids.
 //!
 //! What differs between the versions (lean4export's `format_ndjson.md`,
 //! 3.0.0 at lean4export commit `7e89abb`, 3.1.0 from `a6a63cc` on; checked
@@ -49,7 +49,9 @@ impl FormatVersion {
         let (major, minor) = (parts.next()?, parts.next()?);
         let patch_ok = match parts.next() {
             None => true,
-            Some(p) => !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && parts.next().is_none(),
+            Some(p) => {
+                !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && parts.next().is_none()
+            }
         };
         match (major, minor, patch_ok) {
             ("3", "0", true) => Some(FormatVersion::V3_0),
@@ -184,11 +186,26 @@ pub(crate) enum LevelRec {
 pub(crate) enum ExprRec {
     BVar,
     Sort(Id),
-    Const { name: Id, us: Vec<Id> },
+    Const {
+        name: Id,
+        us: Vec<Id>,
+    },
     App(Id, Id),
-    Binder { name: Id, ty: Id, body: Id },
-    Let { name: Id, ty: Id, value: Id, body: Id },
-    Proj { type_name: Id, strct: Id },
+    Binder {
+        name: Id,
+        ty: Id,
+        body: Id,
+    },
+    Let {
+        name: Id,
+        ty: Id,
+        value: Id,
+        body: Id,
+    },
+    Proj {
+        type_name: Id,
+        strct: Id,
+    },
     Lit,
     Mdata(Id),
 }
@@ -486,7 +503,10 @@ fn field<'a, T: Deserialize<'a>>(key: &str, raw: &'a RawValue) -> Result<T, Stri
 }
 
 /// Exactly one of `keys` may be present; returns it.
-fn one_of<'a>(what: &str, keys: &[(&'static str, Option<&'a RawValue>)]) -> Result<(&'static str, &'a RawValue), String> {
+fn one_of<'a>(
+    what: &str,
+    keys: &[(&'static str, Option<&'a RawValue>)],
+) -> Result<(&'static str, &'a RawValue), String> {
     let mut found = None;
     for (k, v) in keys {
         if let Some(v) = v {
@@ -505,9 +525,13 @@ fn one_of<'a>(what: &str, keys: &[(&'static str, Option<&'a RawValue>)]) -> Resu
 /// Parses one line of an export. `version` is `None` before the `meta`
 /// record has been read. The error is the reason only; the caller adds the
 /// line number.
-pub(crate) fn parse_line<'a>(bytes: &'a [u8], version: Option<FormatVersion>) -> Result<Record<'a>, String> {
+pub(crate) fn parse_line<'a>(
+    bytes: &'a [u8],
+    version: Option<FormatVersion>,
+) -> Result<Record<'a>, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
-    let raw: RawLine<'a> = serde_json::from_str(text).map_err(|e| format!("not a valid record object: {e}"))?;
+    let raw: RawLine<'a> =
+        serde_json::from_str(text).map_err(|e| format!("not a valid record object: {e}"))?;
     let ids = [raw.in_.is_some(), raw.il.is_some(), raw.ie.is_some()];
     if ids.iter().filter(|b| **b).count() > 1 {
         return Err("more than one of `in`, `il`, `ie`".into());
@@ -517,7 +541,10 @@ pub(crate) fn parse_line<'a>(bytes: &'a [u8], version: Option<FormatVersion>) ->
         let node = match k {
             "str" => {
                 let n: NameStr<'a> = field(k, v)?;
-                NameRec::Str { pre: n.pre, s: n.str }
+                NameRec::Str {
+                    pre: n.pre,
+                    s: n.str,
+                }
             }
             _ => {
                 let n: NameNum = field(k, v)?;
@@ -529,7 +556,12 @@ pub(crate) fn parse_line<'a>(bytes: &'a [u8], version: Option<FormatVersion>) ->
     if let Some(id) = raw.il {
         let (k, v) = one_of(
             "level",
-            &[("succ", raw.succ), ("max", raw.max), ("imax", raw.imax), ("param", raw.param)],
+            &[
+                ("succ", raw.succ),
+                ("max", raw.max),
+                ("imax", raw.imax),
+                ("param", raw.param),
+            ],
         )?;
         let node = match k {
             "succ" => LevelRec::Succ(field(k, v)?),
@@ -566,7 +598,10 @@ pub(crate) fn parse_line<'a>(bytes: &'a [u8], version: Option<FormatVersion>) ->
             "sort" => ExprRec::Sort(field(k, v)?),
             "const" => {
                 let c: ConstE = field(k, v)?;
-                ExprRec::Const { name: c.name, us: c.us }
+                ExprRec::Const {
+                    name: c.name,
+                    us: c.us,
+                }
             }
             "app" => {
                 let a: AppE = field(k, v)?;
@@ -574,15 +609,27 @@ pub(crate) fn parse_line<'a>(bytes: &'a [u8], version: Option<FormatVersion>) ->
             }
             "lam" | "forallE" => {
                 let b: BinderE = field(k, v)?;
-                ExprRec::Binder { name: b.name, ty: b.ty, body: b.body }
+                ExprRec::Binder {
+                    name: b.name,
+                    ty: b.ty,
+                    body: b.body,
+                }
             }
             "letE" => {
                 let l: LetE = field(k, v)?;
-                ExprRec::Let { name: l.name, ty: l.ty, value: l.value, body: l.body }
+                ExprRec::Let {
+                    name: l.name,
+                    ty: l.ty,
+                    value: l.value,
+                    body: l.body,
+                }
             }
             "proj" => {
                 let p: ProjE = field(k, v)?;
-                ExprRec::Proj { type_name: p.type_name, strct: p.strct }
+                ExprRec::Proj {
+                    type_name: p.type_name,
+                    strct: p.strct,
+                }
             }
             "natVal" => {
                 let s: Cow<'a, str> = field(k, v)?;
@@ -619,7 +666,11 @@ pub(crate) fn parse_line<'a>(bytes: &'a [u8], version: Option<FormatVersion>) ->
         ],
     )
     .map_err(|e| {
-        if e.contains("without any of") { "no known record key (`meta`, `in`, `il`, `ie` or a declaration)".to_string() } else { e }
+        if e.contains("without any of") {
+            "no known record key (`meta`, `in`, `il`, `ie` or a declaration)".to_string()
+        } else {
+            e
+        }
     })?;
     let Some(version) = version else {
         return Err(format!("`{k}` before the `meta` record"));
@@ -635,8 +686,12 @@ pub(crate) fn parse_line<'a>(bytes: &'a [u8], version: Option<FormatVersion>) ->
         )
     };
     let decl = match (version, k) {
-        (FormatVersion::V3_0, "axiomInfo") | (FormatVersion::V3_1, "axiom") => DeclRec::Axiom(field(k, v)?),
-        (FormatVersion::V3_0, "quotInfo") | (FormatVersion::V3_1, "quot") => DeclRec::Quot(field(k, v)?),
+        (FormatVersion::V3_0, "axiomInfo") | (FormatVersion::V3_1, "axiom") => {
+            DeclRec::Axiom(field(k, v)?)
+        }
+        (FormatVersion::V3_0, "quotInfo") | (FormatVersion::V3_1, "quot") => {
+            DeclRec::Quot(field(k, v)?)
+        }
         (FormatVersion::V3_0, "def") => DeclRec::Defs(field(k, v)?),
         (FormatVersion::V3_1, "def") => DeclRec::Defs(vec![field(k, v)?]),
         (FormatVersion::V3_1, "opaque") => DeclRec::Opaque(field(k, v)?),
@@ -644,11 +699,19 @@ pub(crate) fn parse_line<'a>(bytes: &'a [u8], version: Option<FormatVersion>) ->
         (FormatVersion::V3_1, "thm") => DeclRec::Thms(vec![field(k, v)?]),
         (FormatVersion::V3_0, "inductive") => {
             let b: Block30 = field(k, v)?;
-            DeclRec::Inductive(InductiveBlock { types: b.inductive_vals, ctors: b.constructor_vals, recs: b.recursor_vals })
+            DeclRec::Inductive(InductiveBlock {
+                types: b.inductive_vals,
+                ctors: b.constructor_vals,
+                recs: b.recursor_vals,
+            })
         }
         (FormatVersion::V3_1, "inductive") => {
             let b: Block31 = field(k, v)?;
-            DeclRec::Inductive(InductiveBlock { types: b.types, ctors: b.ctors, recs: b.recs })
+            DeclRec::Inductive(InductiveBlock {
+                types: b.types,
+                ctors: b.ctors,
+                recs: b.recs,
+            })
         }
         (FormatVersion::V3_0, _) => return Err(wrong(FormatVersion::V3_1)),
         (FormatVersion::V3_1, _) => return Err(wrong(FormatVersion::V3_0)),

@@ -8,7 +8,7 @@
 //!
 //! | module | concept |
 //! | --- | --- |
-//! | [`format`] | the line types of the format, the 3.0 / 3.1 differences, [`FormatVersion`], [`Meta`] |
+//! | [`format`](mod@format) | the line types of the format, the 3.0 / 3.1 differences, [`FormatVersion`], [`Meta`] |
 //! | `table` (private) | the id tables (names, levels, expressions) stored compactly by id, and the per-declaration walks (DAG size, referenced constants) |
 //! | [`reader`] | [`ExportReader`]: `BufRead` in, [`DeclRow`]s out, one constant at a time; [`for_each_decl`] |
 //! | [`decl`] | the row: [`DeclRow`], [`DeclKind`], [`HintKind`] |

@@ -91,8 +91,12 @@ impl<R: BufRead> ExportReader<R> {
         if meta.format.version.is_empty() {
             return Err(ReadError::MissingMeta { line });
         }
-        let version = FormatVersion::from_version_str(&meta.format.version)
-            .ok_or_else(|| ReadError::UnsupportedVersion { line, version: meta.format.version.clone() })?;
+        let version = FormatVersion::from_version_str(&meta.format.version).ok_or_else(|| {
+            ReadError::UnsupportedVersion {
+                line,
+                version: meta.format.version.clone(),
+            }
+        })?;
         Ok(ExportReader {
             src,
             buf,
@@ -203,7 +207,14 @@ impl<R: BufRead> ExportReader<R> {
             DeclRec::Thms(thms) => {
                 for t in thms {
                     let value = self.tables.expr(line, t.value)?;
-                    let mut r = self.row(line, t.name, DeclKind::Thm, &t.level_params, t.ty, Some(&[value]))?;
+                    let mut r = self.row(
+                        line,
+                        t.name,
+                        DeclKind::Thm,
+                        &t.level_params,
+                        t.ty,
+                        Some(&[value]),
+                    )?;
                     r.all = self.names(line, &t.all)?;
                     rows.push(r);
                 }
@@ -219,7 +230,14 @@ impl<R: BufRead> ExportReader<R> {
                     rec_names.push(self.name_string(line, rec.name)?);
                 }
                 for t in block.types {
-                    let mut r = self.row(line, t.name, DeclKind::Inductive, &t.level_params, t.ty, None)?;
+                    let mut r = self.row(
+                        line,
+                        t.name,
+                        DeclKind::Inductive,
+                        &t.level_params,
+                        t.ty,
+                        None,
+                    )?;
                     r.is_unsafe = t.is_unsafe;
                     r.all = self.names(line, &t.all)?;
                     r.ctors = self.names(line, &t.ctors)?;
@@ -232,7 +250,8 @@ impl<R: BufRead> ExportReader<R> {
                     rows.push(r);
                 }
                 for c in block.ctors {
-                    let mut r = self.row(line, c.name, DeclKind::Ctor, &c.level_params, c.ty, None)?;
+                    let mut r =
+                        self.row(line, c.name, DeclKind::Ctor, &c.level_params, c.ty, None)?;
                     r.is_unsafe = c.is_unsafe;
                     r.induct = Some(self.name_string(line, c.induct)?);
                     r.cidx = c.cidx;
@@ -246,7 +265,14 @@ impl<R: BufRead> ExportReader<R> {
                         self.tables.name(line, rule.ctor)?;
                         rhs.push(self.tables.expr(line, rule.rhs)?);
                     }
-                    let mut r = self.row(line, rec.name, DeclKind::Rec, &rec.level_params, rec.ty, Some(&rhs))?;
+                    let mut r = self.row(
+                        line,
+                        rec.name,
+                        DeclKind::Rec,
+                        &rec.level_params,
+                        rec.ty,
+                        Some(&rhs),
+                    )?;
                     r.is_unsafe = rec.is_unsafe;
                     r.all = self.names(line, &rec.all)?;
                     r.num_params = rec.num_params;
@@ -266,7 +292,12 @@ impl<R: BufRead> ExportReader<R> {
         Ok(())
     }
 
-    fn def_row(&mut self, line: u64, kind: DeclKind, d: format::DefVal) -> Result<DeclRow, ReadError> {
+    fn def_row(
+        &mut self,
+        line: u64,
+        kind: DeclKind,
+        d: format::DefVal,
+    ) -> Result<DeclRow, ReadError> {
         let value = self.tables.expr(line, d.value)?;
         let mut r = self.row(line, d.name, kind, &d.level_params, d.ty, Some(&[value]))?;
         r.all = self.names(line, &d.all)?;
@@ -372,11 +403,16 @@ fn is_blank(buf: &[u8]) -> bool {
 }
 
 /// Reads one line into `buf` without its line ending; `false` at the end.
-fn read_line<R: BufRead>(src: &mut R, buf: &mut Vec<u8>, line: &mut u64) -> Result<bool, ReadError> {
+fn read_line<R: BufRead>(
+    src: &mut R,
+    buf: &mut Vec<u8>,
+    line: &mut u64,
+) -> Result<bool, ReadError> {
     buf.clear();
-    let n = src
-        .read_until(b'\n', buf)
-        .map_err(|source| ReadError::Io { line: *line + 1, source })?;
+    let n = src.read_until(b'\n', buf).map_err(|source| ReadError::Io {
+        line: *line + 1,
+        source,
+    })?;
     if n == 0 {
         return Ok(false);
     }

@@ -44,7 +44,11 @@ pub struct SyntheticConfig {
 impl SyntheticConfig {
     /// `decls` constants in format 3.1 from `seed`.
     pub fn new(seed: u64, decls: u64) -> Self {
-        SyntheticConfig { seed, decls, version: FormatVersion::V3_1 }
+        SyntheticConfig {
+            seed,
+            decls,
+            version: FormatVersion::V3_1,
+        }
     }
 }
 
@@ -87,13 +91,35 @@ pub fn write_export<W: Write>(cfg: &SyntheticConfig, out: W) -> io::Result<Synth
 }
 
 const WORDS: [&str; 24] = [
-    "Algebra", "Order", "Topology", "Measure", "Nat", "Int", "List", "Finset", "Set", "Real", "Complex",
-    "Category", "Group", "Ring", "Field", "Module", "Basic", "Lemmas", "Defs", "Instances", "Filter",
-    "Matrix", "Polynomial", "Graph",
+    "Algebra",
+    "Order",
+    "Topology",
+    "Measure",
+    "Nat",
+    "Int",
+    "List",
+    "Finset",
+    "Set",
+    "Real",
+    "Complex",
+    "Category",
+    "Group",
+    "Ring",
+    "Field",
+    "Module",
+    "Basic",
+    "Lemmas",
+    "Defs",
+    "Instances",
+    "Filter",
+    "Matrix",
+    "Polynomial",
+    "Graph",
 ];
 
-const LEAVES: [&str; 12] =
-    ["add", "mul", "comm", "assoc", "le", "lt", "map", "sum", "inj", "eq", "succ", "zero"];
+const LEAVES: [&str; 12] = [
+    "add", "mul", "comm", "assoc", "le", "lt", "map", "sum", "inj", "eq", "succ", "zero",
+];
 
 /// SplitMix64.
 struct Rng(u64);
@@ -152,7 +178,11 @@ impl<W: Write> Gen<W> {
             rng: Rng(cfg.seed ^ 0x5eed_1ea4_0000_0001),
             version: cfg.version,
             target: cfg.decls,
-            sum: SyntheticSummary { names: 1, levels: 1, ..SyntheticSummary::default() },
+            sum: SyntheticSummary {
+                names: 1,
+                levels: 1,
+                ..SyntheticSummary::default()
+            },
             namespaces: Vec::new(),
             const_name: Vec::new(),
             const_expr: Vec::new(),
@@ -177,7 +207,9 @@ impl<W: Write> Gen<W> {
 
     fn name(&mut self, pre: u32, s: &str) -> io::Result<u32> {
         let id = self.sum.names as u32;
-        self.line(format_args!(r#"{{"in":{id},"str":{{"pre":{pre},"str":"{s}"}}}}"#))?;
+        self.line(format_args!(
+            r#"{{"in":{id},"str":{{"pre":{pre},"str":"{s}"}}}}"#
+        ))?;
         self.sum.names += 1;
         Ok(id)
     }
@@ -200,7 +232,9 @@ impl<W: Write> Gen<W> {
     }
 
     fn lam(&mut self, name: u32, ty: u32, body: u32) -> io::Result<u32> {
-        self.expr(format_args!(r#""lam":{{"name":{name},"type":{ty},"body":{body},"binderInfo":"default"}}"#))
+        self.expr(format_args!(
+            r#""lam":{{"name":{name},"type":{ty},"body":{body},"binderInfo":"default"}}"#
+        ))
     }
 
     /// The `const` node of constant `c`, written on first use.
@@ -226,7 +260,11 @@ impl<W: Write> Gen<W> {
         if n == 0 {
             return None;
         }
-        let c = if self.rng.percent() < 70 { n - 1 - self.rng.below(n.min(64)) } else { self.rng.below(n) };
+        let c = if self.rng.percent() < 70 {
+            n - 1 - self.rng.below(n.min(64))
+        } else {
+            self.rng.below(n)
+        };
         Some(c as usize)
     }
 
@@ -338,7 +376,9 @@ impl<W: Write> Gen<W> {
             FormatVersion::V3_1 => "quot",
         };
         for (n, t, kind) in types {
-            self.line(format_args!(r#"{{"{key}":{{"name":{n},"levelParams":[{u}],"type":{t},"kind":"{kind}"}}}}"#))?;
+            self.line(format_args!(
+                r#"{{"{key}":{{"name":{n},"levelParams":[{u}],"type":{t},"kind":"{kind}"}}}}"#
+            ))?;
             self.record();
         }
         Ok(())
@@ -426,7 +466,9 @@ impl<W: Write> Gen<W> {
             FormatVersion::V3_0 => "axiomInfo",
             FormatVersion::V3_1 => "axiom",
         };
-        self.line(format_args!(r#"{{"{key}":{{"name":{name},"levelParams":[],"type":{ty},"isUnsafe":false}}}}"#))?;
+        self.line(format_args!(
+            r#"{{"{key}":{{"name":{name},"levelParams":[],"type":{ty},"isUnsafe":false}}}}"#
+        ))?;
         self.record();
         Ok(())
     }
@@ -452,7 +494,11 @@ impl<W: Write> Gen<W> {
         self.types.push(t as u32);
         let t_e = self.const_ref(t)?;
         // The type applied to its parameter, under one binder.
-        let t_self = if params == 1 { self.app(t_e, self.bvars[0])? } else { t_e };
+        let t_self = if params == 1 {
+            self.app(t_e, self.bvars[0])?
+        } else {
+            t_e
+        };
         let mut ctors = Vec::new();
         for j in 0..nctors {
             let n = self.name(tname, &format!("mk{j}"))?;

@@ -56,7 +56,11 @@ impl Default for Tables {
     fn default() -> Self {
         Tables {
             // Id 0: the anonymous name.
-            names: vec![NameNode { pre: 0, len: 0, start: 0 }],
+            names: vec![NameNode {
+                pre: 0,
+                len: 0,
+                start: 0,
+            }],
             arena: String::new(),
             // Id 0: level zero.
             levels: 1,
@@ -83,12 +87,27 @@ impl Tables {
     fn next_id(line: u64, table: Table, id: Id, len: u64) -> Result<(), ReadError> {
         if id != len {
             if id > MAX_ID {
-                return Err(ReadError::Limit { line, table, id, limit: MAX_ID });
+                return Err(ReadError::Limit {
+                    line,
+                    table,
+                    id,
+                    limit: MAX_ID,
+                });
             }
-            return Err(ReadError::OutOfOrderId { line, table, id, expected: len });
+            return Err(ReadError::OutOfOrderId {
+                line,
+                table,
+                id,
+                expected: len,
+            });
         }
         if id > MAX_ID {
-            return Err(ReadError::Limit { line, table, id, limit: MAX_ID });
+            return Err(ReadError::Limit {
+                line,
+                table,
+                id,
+                limit: MAX_ID,
+            });
         }
         Ok(())
     }
@@ -108,7 +127,12 @@ impl Tables {
         check(line, Table::Expr, id, self.expr_count())
     }
 
-    pub(crate) fn add_name(&mut self, line: u64, id: Id, node: NameRec<'_>) -> Result<(), ReadError> {
+    pub(crate) fn add_name(
+        &mut self,
+        line: u64,
+        id: Id,
+        node: NameRec<'_>,
+    ) -> Result<(), ReadError> {
         Self::next_id(line, Table::Name, id, self.name_count())?;
         let (pre, start) = (node_pre(&node), self.arena.len() as u64);
         let pre = self.name(line, pre)?;
@@ -161,9 +185,18 @@ impl Tables {
                 self.name(line, name)?;
                 Expr::Binder(self.expr(line, ty)?, self.expr(line, body)?)
             }
-            ExprRec::Let { name, ty, value, body } => {
+            ExprRec::Let {
+                name,
+                ty,
+                value,
+                body,
+            } => {
                 self.name(line, name)?;
-                Expr::Let(self.expr(line, ty)?, self.expr(line, value)?, self.expr(line, body)?)
+                Expr::Let(
+                    self.expr(line, ty)?,
+                    self.expr(line, value)?,
+                    self.expr(line, body)?,
+                )
             }
             ExprRec::Proj { type_name, strct } => {
                 self.name(line, type_name)?;
@@ -175,7 +208,10 @@ impl Tables {
         let size = match e {
             Expr::Leaf | Expr::Const(_) => 1,
             Expr::App(a, b) | Expr::Binder(a, b) => 1u64.saturating_add(t(a)).saturating_add(t(b)),
-            Expr::Let(a, b, c) => 1u64.saturating_add(t(a)).saturating_add(t(b)).saturating_add(t(c)),
+            Expr::Let(a, b, c) => 1u64
+                .saturating_add(t(a))
+                .saturating_add(t(b))
+                .saturating_add(t(c)),
             Expr::Wrap(a) => 1u64.saturating_add(t(a)),
         };
         self.exprs.push(e);
@@ -203,7 +239,9 @@ impl Tables {
                 out.push('.');
             }
             let node = self.names[*n as usize];
-            out.push_str(&self.arena[node.start as usize..(node.start + u64::from(node.len)) as usize]);
+            out.push_str(
+                &self.arena[node.start as usize..(node.start + u64::from(node.len)) as usize],
+            );
         }
     }
 
@@ -231,7 +269,12 @@ fn check(line: u64, table: Table, id: Id, defined: u64) -> Result<u32, ReadError
         // `defined` never exceeds MAX_ID + 1, so this fits.
         Ok(id as u32)
     } else {
-        Err(ReadError::DanglingId { line, table, id, defined })
+        Err(ReadError::DanglingId {
+            line,
+            table,
+            id,
+            defined,
+        })
     }
 }
 
@@ -316,13 +359,38 @@ mod tests {
     #[test]
     fn sizes_and_consts() {
         let mut t = Tables::default();
-        t.add_name(2, 1, NameRec::Str { pre: 0, s: "Nat".into() }).unwrap();
+        t.add_name(
+            2,
+            1,
+            NameRec::Str {
+                pre: 0,
+                s: "Nat".into(),
+            },
+        )
+        .unwrap();
         t.add_name(3, 2, NameRec::Num { pre: 1, i: 7 }).unwrap();
         assert_eq!(t.name_string(2), "Nat.7");
         assert_eq!(t.name_prefix(2), 1);
-        t.add_expr(4, 0, ExprRec::Const { name: 1, us: vec![] }).unwrap();
+        t.add_expr(
+            4,
+            0,
+            ExprRec::Const {
+                name: 1,
+                us: vec![],
+            },
+        )
+        .unwrap();
         // Nat -> Nat: the const node is shared.
-        t.add_expr(5, 1, ExprRec::Binder { name: 0, ty: 0, body: 0 }).unwrap();
+        t.add_expr(
+            5,
+            1,
+            ExprRec::Binder {
+                name: 0,
+                ty: 0,
+                body: 0,
+            },
+        )
+        .unwrap();
         t.add_expr(6, 2, ExprRec::App(1, 1)).unwrap();
         let mut w = Walker::default();
         let r = w.walk(&t, &[2]);
@@ -331,8 +399,24 @@ mod tests {
         let r = w.walk(&t, &[1, 0]);
         assert_eq!((r.dag_size, r.tree_size), (2, 4));
         let e = t.add_expr(7, 4, ExprRec::BVar).unwrap_err();
-        assert!(matches!(e, ReadError::OutOfOrderId { line: 7, table: Table::Expr, id: 4, expected: 3 }));
+        assert!(matches!(
+            e,
+            ReadError::OutOfOrderId {
+                line: 7,
+                table: Table::Expr,
+                id: 4,
+                expected: 3
+            }
+        ));
         let e = t.add_expr(8, 3, ExprRec::App(0, 3)).unwrap_err();
-        assert!(matches!(e, ReadError::DanglingId { line: 8, table: Table::Expr, id: 3, defined: 3 }));
+        assert!(matches!(
+            e,
+            ReadError::DanglingId {
+                line: 8,
+                table: Table::Expr,
+                id: 3,
+                defined: 3
+            }
+        ));
     }
 }

@@ -6,7 +6,10 @@
 
 use ringworker_lean::ExportReader;
 
-const REAL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/lean4export-Nat.add_succ.ndjson");
+const REAL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/data/lean4export-Nat.add_succ.ndjson"
+);
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sample-3.1.ndjson");
 
 struct Rng(u64);
@@ -46,7 +49,9 @@ fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
             }
             4 => {
                 // A digit somewhere becomes another digit (ids, counts).
-                let digits: Vec<usize> = (0..lines[i].len()).filter(|k| lines[i][*k].is_ascii_digit()).collect();
+                let digits: Vec<usize> = (0..lines[i].len())
+                    .filter(|k| lines[i][*k].is_ascii_digit())
+                    .collect();
                 if !digits.is_empty() {
                     let k = digits[rng.below(digits.len())];
                     lines[i][k] = b'0' + rng.below(10) as u8;
@@ -65,7 +70,8 @@ fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
             }
             _ => {
                 // A huge number where an id was.
-                let s = String::from_utf8_lossy(&lines[i]).replacen(":1", ":18446744073709551615", 1);
+                let s =
+                    String::from_utf8_lossy(&lines[i]).replacen(":1", ":18446744073709551615", 1);
                 lines[i] = s.into_bytes();
             }
         }

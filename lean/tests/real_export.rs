@@ -8,7 +8,10 @@ use std::io::BufReader;
 use ringworker_lean::{DeclKind, DeclRow, ExportReader, FormatVersion, HintKind, Safety};
 
 /// `<repo>/../shared/data/...`: the shared directory sits beside the clone.
-const REAL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/lean4export-Nat.add_succ.ndjson");
+const REAL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/data/lean4export-Nat.add_succ.ndjson"
+);
 
 fn read_all() -> (Vec<DeclRow>, ringworker_lean::ReaderStats, FormatVersion) {
     let file = File::open(REAL).unwrap_or_else(|e| panic!("{REAL}: {e}"));
@@ -21,7 +24,9 @@ fn read_all() -> (Vec<DeclRow>, ringworker_lean::ReaderStats, FormatVersion) {
 }
 
 fn row<'a>(rows: &'a [DeclRow], name: &str) -> &'a DeclRow {
-    rows.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no row {name}"))
+    rows.iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no row {name}"))
 }
 
 #[test]
@@ -105,8 +110,28 @@ fn add_succ_is_a_theorem_about_succ() {
     assert_eq!(t.line, 572);
     assert_eq!(t.record, 18);
     assert!(t.value_consts.iter().any(|c| c == "Nat.succ"));
-    assert_eq!(t.value_consts, ["HAdd.hAdd", "Nat", "Nat.succ", "instAddNat", "instHAdd", "rfl"]);
-    assert_eq!(t.type_consts, ["Eq", "HAdd.hAdd", "Nat", "Nat.succ", "instAddNat", "instHAdd"]);
+    assert_eq!(
+        t.value_consts,
+        [
+            "HAdd.hAdd",
+            "Nat",
+            "Nat.succ",
+            "instAddNat",
+            "instHAdd",
+            "rfl"
+        ]
+    );
+    assert_eq!(
+        t.type_consts,
+        [
+            "Eq",
+            "HAdd.hAdd",
+            "Nat",
+            "Nat.succ",
+            "instAddNat",
+            "instHAdd"
+        ]
+    );
     assert_eq!(t.value_const_count, 6);
     assert_eq!(t.type_const_count, 6);
     // n + succ m = succ (n + m): the tree repeats `n + ·`'s instance terms.
@@ -124,7 +149,10 @@ fn nat_is_an_inductive_with_zero_and_succ() {
     assert_eq!(nat.namespace, None);
     assert_eq!(nat.ctors, ["Nat.zero", "Nat.succ"]);
     assert_eq!(nat.recs, ["Nat.rec"]);
-    assert_eq!((nat.num_params, nat.num_indices, nat.is_rec), (Some(0), Some(0), Some(true)));
+    assert_eq!(
+        (nat.num_params, nat.num_indices, nat.is_rec),
+        (Some(0), Some(0), Some(true))
+    );
     assert_eq!((nat.type_dag_size, nat.type_tree_size), (1, 1));
     assert_eq!(nat.value_dag_size, None);
     let succ = row(&rows, "Nat.succ");
@@ -136,7 +164,10 @@ fn nat_is_an_inductive_with_zero_and_succ() {
     let rec = row(&rows, "Nat.rec");
     assert_eq!(rec.kind, DeclKind::Rec);
     assert_eq!(rec.level_params, ["u"]);
-    assert_eq!((rec.num_motives, rec.num_minors, rec.num_rules, rec.k), (Some(1), Some(2), Some(2), Some(false)));
+    assert_eq!(
+        (rec.num_motives, rec.num_minors, rec.num_rules, rec.k),
+        (Some(1), Some(2), Some(2), Some(false))
+    );
     assert!(rec.value_consts.iter().any(|c| c == "Nat.succ"));
     let eq_rec = row(&rows, "Eq.rec");
     assert_eq!(eq_rec.k, Some(true));
@@ -148,10 +179,16 @@ fn definitions_carry_hints_and_safety() {
     let (rows, _, _) = read_all();
     let add = row(&rows, "Nat.add");
     assert_eq!(add.kind, DeclKind::Def);
-    assert_eq!((add.hints, add.hints_height, add.safety), (Some(HintKind::Regular), Some(1), Some(Safety::Safe)));
+    assert_eq!(
+        (add.hints, add.hints_height, add.safety),
+        (Some(HintKind::Regular), Some(1), Some(Safety::Safe))
+    );
     assert!(add.value_consts.iter().any(|c| c == "Nat.brecOn"));
     let inst = row(&rows, "instAddNat");
-    assert_eq!((inst.hints, inst.hints_height), (Some(HintKind::Regular), Some(2)));
+    assert_eq!(
+        (inst.hints, inst.hints_height),
+        (Some(HintKind::Regular), Some(2))
+    );
     let go = row(&rows, "Nat.brecOn.go");
     assert_eq!((go.hints, go.hints_height), (Some(HintKind::Abbrev), None));
     assert_eq!(go.namespace.as_deref(), Some("Nat.brecOn"));

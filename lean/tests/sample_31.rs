@@ -6,7 +6,9 @@
 use std::fs::File;
 use std::io::BufReader;
 
-use ringworker_lean::{DeclKind, DeclRow, ExportReader, FormatVersion, HintKind, QuotKind, Safety, for_each_decl};
+use ringworker_lean::{
+    DeclKind, DeclRow, ExportReader, FormatVersion, HintKind, QuotKind, Safety, for_each_decl,
+};
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sample-3.1.ndjson");
 
@@ -22,7 +24,9 @@ fn rows() -> Vec<DeclRow> {
 }
 
 fn row<'a>(rows: &'a [DeclRow], name: &str) -> &'a DeclRow {
-    rows.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no row {name}"))
+    rows.iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no row {name}"))
 }
 
 #[test]
@@ -54,8 +58,11 @@ fn every_constant_and_kind() {
 #[test]
 fn quotient_package() {
     let rows = rows();
-    let quot: Vec<(&str, Option<QuotKind>)> =
-        rows.iter().filter(|r| r.kind == DeclKind::Quot).map(|r| (r.name.as_str(), r.quot_kind)).collect();
+    let quot: Vec<(&str, Option<QuotKind>)> = rows
+        .iter()
+        .filter(|r| r.kind == DeclKind::Quot)
+        .map(|r| (r.name.as_str(), r.quot_kind))
+        .collect();
     assert_eq!(
         quot,
         [
@@ -79,44 +86,86 @@ fn inductive_block_with_31_field_names() {
     assert_eq!(b.ctors, ["Bool.false", "Bool.true"]);
     assert_eq!(b.recs, ["Bool.rec"]);
     assert_eq!(b.all, ["Bool"]);
-    assert_eq!((b.num_params, b.num_indices, b.is_rec, b.is_reflexive), (Some(0), Some(0), Some(false), Some(false)));
+    assert_eq!(
+        (b.num_params, b.num_indices, b.is_rec, b.is_reflexive),
+        (Some(0), Some(0), Some(false), Some(false))
+    );
     let t = row(&rows, "Bool.true");
-    assert_eq!((t.induct.as_deref(), t.cidx, t.num_fields), (Some("Bool"), Some(1), Some(0)));
+    assert_eq!(
+        (t.induct.as_deref(), t.cidx, t.num_fields),
+        (Some("Bool"), Some(1), Some(0))
+    );
     let rec = row(&rows, "Bool.rec");
-    assert_eq!((rec.num_motives, rec.num_minors, rec.num_rules), (Some(1), Some(2), Some(2)));
+    assert_eq!(
+        (rec.num_motives, rec.num_minors, rec.num_rules),
+        (Some(1), Some(2), Some(2))
+    );
     // (motive : Bool -> Prop) -> (t : Bool) -> motive t
     assert_eq!((rec.type_dag_size, rec.type_tree_size), (8, 9));
     // Both rules share one right-hand side: once in the DAG, twice as trees.
-    assert_eq!((rec.value_dag_size, rec.value_tree_size), (Some(5), Some(10)));
+    assert_eq!(
+        (rec.value_dag_size, rec.value_tree_size),
+        (Some(5), Some(10))
+    );
     assert_eq!(rec.value_consts, ["Bool"]);
-    assert!(rows.iter().filter(|r| r.line == b.line).all(|r| r.record == b.record));
+    assert!(
+        rows.iter()
+            .filter(|r| r.line == b.line)
+            .all(|r| r.record == b.record)
+    );
 }
 
 #[test]
 fn definitions_opaque_axiom_theorem() {
     let rows = rows();
     let c = row(&rows, "Demo.const");
-    assert_eq!((c.hints, c.hints_height, c.safety), (Some(HintKind::Regular), Some(3), Some(Safety::Safe)));
+    assert_eq!(
+        (c.hints, c.hints_height, c.safety),
+        (Some(HintKind::Regular), Some(3), Some(Safety::Safe))
+    );
     // fun x : Bool => (mdata) let y : Bool := x; y
     assert_eq!((c.value_dag_size, c.value_tree_size), (Some(5), Some(7)));
     assert_eq!(c.value_consts, ["Bool"]);
     let h = row(&rows, "Demo.hello");
-    assert_eq!((h.hints, h.type_consts.as_slice()), (Some(HintKind::Abbrev), &["String".to_string()][..]));
+    assert_eq!(
+        (h.hints, h.type_consts.as_slice()),
+        (Some(HintKind::Abbrev), &["String".to_string()][..])
+    );
     assert_eq!(h.value_dag_size, Some(1));
     let s = row(&rows, "Demo.secret");
-    assert_eq!((s.kind, s.is_unsafe, s.safety, s.hints), (DeclKind::Opaque, false, None, None));
+    assert_eq!(
+        (s.kind, s.is_unsafe, s.safety, s.hints),
+        (DeclKind::Opaque, false, None, None)
+    );
     assert_eq!(s.value_dag_size, Some(1));
     let a = row(&rows, "Demo.choice");
-    assert_eq!((a.kind, a.type_consts.as_slice(), a.value_dag_size), (DeclKind::Axiom, &["Bool".to_string()][..], None));
+    assert_eq!(
+        (a.kind, a.type_consts.as_slice(), a.value_dag_size),
+        (DeclKind::Axiom, &["Bool".to_string()][..], None)
+    );
     let t = row(&rows, "Demo.choice_eq");
     assert_eq!(t.type_consts, ["Bool", "Demo.choice"]);
     // `proj`'s structure name (Prod) is not a referenced constant.
     assert_eq!(t.value_consts, ["Bool", "Demo.const"]);
-    assert_eq!((t.type_dag_size, t.type_tree_size, t.value_dag_size, t.value_tree_size), (5, 5, Some(6), Some(6)));
+    assert_eq!(
+        (
+            t.type_dag_size,
+            t.type_tree_size,
+            t.value_dag_size,
+            t.value_tree_size
+        ),
+        (5, 5, Some(6), Some(6))
+    );
     let p = row(&rows, "Demo._private.42");
-    assert_eq!((p.namespace.as_deref(), p.name_depth, p.safety), (Some("Demo._private"), 3, Some(Safety::Partial)));
+    assert_eq!(
+        (p.namespace.as_deref(), p.name_depth, p.safety),
+        (Some("Demo._private"), 3, Some(Safety::Partial))
+    );
     let u = row(&rows, "Demo.unsafeCast");
-    assert_eq!((u.is_unsafe, u.safety, u.hints), (true, Some(Safety::Unsafe), Some(HintKind::Opaque)));
+    assert_eq!(
+        (u.is_unsafe, u.safety, u.hints),
+        (true, Some(Safety::Unsafe), Some(HintKind::Opaque))
+    );
     assert_eq!(u.level_params, ["u"]);
 }
 

@@ -23,7 +23,13 @@ fn round_trip(cfg: SyntheticConfig) {
         // Every referenced constant was declared before (or is the row's own
         // block, for constructors and recursors).
         for c in row.type_consts.iter().chain(&row.value_consts) {
-            assert!(names.contains(c) || c.starts_with(&row.name) || row.namespace.as_deref() == Some(c), "{c} in {}", row.name);
+            assert!(
+                names.contains(c)
+                    || c.starts_with(&row.name)
+                    || row.namespace.as_deref() == Some(c),
+                "{c} in {}",
+                row.name
+            );
         }
         refs_earlier += u64::from(!row.value_consts.is_empty());
         shared += u64::from(row.type_dag_size < row.type_tree_size);
@@ -34,8 +40,22 @@ fn round_trip(cfg: SyntheticConfig) {
     let stats = reader.stats();
     assert_eq!(per_kind, sum.per_kind);
     assert_eq!(
-        (stats.lines, stats.names, stats.levels, stats.exprs, stats.records, stats.rows),
-        (sum.lines, sum.names, sum.levels, sum.exprs, sum.records, sum.rows)
+        (
+            stats.lines,
+            stats.names,
+            stats.levels,
+            stats.exprs,
+            stats.records,
+            stats.rows
+        ),
+        (
+            sum.lines,
+            sum.names,
+            sum.levels,
+            sum.exprs,
+            sum.records,
+            sum.rows
+        )
     );
     for kind in DeclKind::ALL {
         assert!(sum.count(kind) > 0, "no {kind:?} in {cfg:?}");
@@ -43,7 +63,10 @@ fn round_trip(cfg: SyntheticConfig) {
     assert_eq!(sum.count(DeclKind::Quot), 4);
     assert_eq!(sum.count(DeclKind::Inductive), sum.count(DeclKind::Rec));
     // Names of 2 to 5 components (the quotient package's 1 and 2).
-    assert!(depths.contains(&2) && depths.contains(&5) && depths.iter().all(|d| (1..=5).contains(d)), "{depths:?}");
+    assert!(
+        depths.contains(&2) && depths.contains(&5) && depths.iter().all(|d| (1..=5).contains(d)),
+        "{depths:?}"
+    );
     // Sharing and references to earlier constants are common.
     assert!(shared > cfg.decls / 10, "{shared}");
     assert!(refs_earlier > cfg.decls / 2, "{refs_earlier}");
@@ -56,7 +79,11 @@ fn ten_thousand_declarations_read_back_3_1() {
 
 #[test]
 fn ten_thousand_declarations_read_back_3_0() {
-    round_trip(SyntheticConfig { seed: 2, decls: 10_000, version: FormatVersion::V3_0 });
+    round_trip(SyntheticConfig {
+        seed: 2,
+        decls: 10_000,
+        version: FormatVersion::V3_0,
+    });
 }
 
 #[test]
@@ -92,6 +119,14 @@ fn a_million_declarations_stream_through() {
     }
     let sum = writer.join().unwrap();
     let stats = reader.stats();
-    eprintln!("{rows} rows, {} lines, {} exprs in {:?}", stats.lines, stats.exprs, t.elapsed());
-    assert_eq!((rows, stats.rows, stats.exprs), (1_000_000, sum.rows, sum.exprs));
+    eprintln!(
+        "{rows} rows, {} lines, {} exprs in {:?}",
+        stats.lines,
+        stats.exprs,
+        t.elapsed()
+    );
+    assert_eq!(
+        (rows, stats.rows, stats.exprs),
+        (1_000_000, sum.rows, sum.exprs)
+    );
 }
