@@ -85,6 +85,11 @@ impl<R: BufRead> ExportReader<R> {
             break match format::parse_line(&buf, None) {
                 Ok(Record::Meta(meta)) => meta,
                 Ok(_) => return Err(ReadError::MissingMeta { line }),
+                // Any other JSON object (a declaration, an unknown record)
+                // where the `meta` record belongs.
+                Err(_) if is_object_without_meta(&buf) => {
+                    return Err(ReadError::MissingMeta { line });
+                }
                 Err(reason) => return Err(ReadError::Malformed { line, reason }),
             };
         };
@@ -396,6 +401,11 @@ where
 
 fn count(v: &[String]) -> u32 {
     u32::try_from(v.len()).unwrap_or(u32::MAX)
+}
+
+fn is_object_without_meta(buf: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(buf)
+        .is_ok_and(|m| !m.contains_key("meta"))
 }
 
 fn is_blank(buf: &[u8]) -> bool {

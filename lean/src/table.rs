@@ -398,24 +398,33 @@ mod tests {
         // A second walk starts from an empty visited set.
         let r = w.walk(&t, &[1, 0]);
         assert_eq!((r.dag_size, r.tree_size), (2, 4));
-        let e = t.add_expr(7, 4, ExprRec::BVar).unwrap_err();
+        // Tree sizes saturate: 70 nested self-applications double 70 times.
+        let mut last = 2;
+        for id in 3..73 {
+            t.add_expr(10, id, ExprRec::App(last, last)).unwrap();
+            last = id;
+        }
+        assert_eq!(t.tree_size(last as u32), u64::MAX);
+        let r = w.walk(&t, &[last as u32, last as u32]);
+        assert_eq!((r.dag_size, r.tree_size), (73, u64::MAX));
+        let e = t.add_expr(7, 74, ExprRec::BVar).unwrap_err();
         assert!(matches!(
             e,
             ReadError::OutOfOrderId {
                 line: 7,
                 table: Table::Expr,
-                id: 4,
-                expected: 3
+                id: 74,
+                expected: 73
             }
         ));
-        let e = t.add_expr(8, 3, ExprRec::App(0, 3)).unwrap_err();
+        let e = t.add_expr(8, 73, ExprRec::App(0, 73)).unwrap_err();
         assert!(matches!(
             e,
             ReadError::DanglingId {
                 line: 8,
                 table: Table::Expr,
-                id: 3,
-                defined: 3
+                id: 73,
+                defined: 73
             }
         ));
     }

@@ -295,8 +295,15 @@ fn missing_meta() {
         r#"{"meta":{"exporter":{"name":"lean4export","version":"3.1.0"}}}"#,
     ]);
     assert!(matches!(e, ReadError::MissingMeta { line: 2 }), "{e}");
-    // A declaration before any meta.
+    // A declaration or an unknown record before any meta.
     let e = first_error(&[r#"{"thm":{"name":1,"levelParams":[],"type":0,"value":0}}"#]);
+    assert!(matches!(e, ReadError::MissingMeta { line: 1 }), "{e}");
+    let e = first_error(&["", r#"{"hello":1}"#]);
+    assert!(matches!(e, ReadError::MissingMeta { line: 2 }), "{e}");
+    // A broken meta record is malformed, not missing.
+    let e = first_error(&[r#"{"meta":{"format":{"version":3}}}"#]);
+    assert_eq!((e.kind(), e.line()), (ErrorKind::Malformed, 1));
+    let e = first_error(&[r#"{"meta":"#]);
     assert_eq!((e.kind(), e.line()), (ErrorKind::Malformed, 1));
 }
 
