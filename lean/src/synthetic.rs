@@ -17,9 +17,12 @@
 //!   opaques and axioms;
 //! - sharing: a `const` node is written once per constant and reused; later
 //!   declarations refer to earlier constants (mostly recent ones, some
-//!   uniformly from all); binder types come from a pool of recent types and
-//!   the value's binders reuse the type's, as hash-consing does in a real
-//!   export.
+//!   uniformly from all); binder types come from a pool of recent small
+//!   types (inductive types and arrows between two of them) and the value's
+//!   binders reuse the type's, as hash-consing does in a real export. Pooled
+//!   types never contain whole earlier signatures, so a declaration's DAG
+//!   stays a few dozen nodes however long the export (the reader's
+//!   per-declaration walks stay O(declaration)).
 //!
 //! The terms are well formed for the format (every id defined before use,
 //! de Bruijn indices in scope), not type correct.
@@ -159,8 +162,12 @@ struct Gen<W> {
     const_expr: Vec<u32>,
     /// Constants that are inductive types.
     types: Vec<u32>,
-    /// Recent binder types (expression ids), a ring.
+    /// Recent binder types (expression ids), a ring: `base` entries and
+    /// arrows between two of them.
     pool: Vec<u32>,
+    /// Small closed types (inductive types, applied to `Type` if they take a
+    /// parameter).
+    base: Vec<u32>,
     pool_next: usize,
     bvars: Vec<u32>,
     prop: u32,
@@ -188,6 +195,7 @@ impl<W: Write> Gen<W> {
             const_expr: Vec::new(),
             types: Vec::new(),
             pool: Vec::new(),
+            base: Vec::new(),
             pool_next: 0,
             bvars: Vec::new(),
             prop: 0,
@@ -273,6 +281,24 @@ impl<W: Write> Gen<W> {
             return self.ty;
         }
         self.pool[self.rng.below(self.pool.len() as u64) as usize]
+    }
+
+    /// A small closed type: `Prop`, `Type` or an inductive type.
+    fn base_pick(&mut self) -> u32 {
+        match self.base.len() as u64 {
+            0 => self.prop,
+            n => self.base[self.rng.below(n) as usize],
+        }
+    }
+
+    fn base_push(&mut self, e: u32) {
+        if self.base.len() < POOL {
+            self.base.push(e);
+        } else {
+            let k = self.rng.below(POOL as u64) as usize;
+            self.base[k] = e;
+        }
+        self.pool_push(e);
     }
 
     fn pool_push(&mut self, e: u32) {
@@ -428,7 +454,12 @@ impl<W: Write> Gen<W> {
         let (ty, binders) = self.signature()?;
         let value = self.value(&binders)?;
         if kind != DeclKind::Thm && self.rng.percent() < 30 {
-            self.pool_push(ty);
+            // A new arrow between small closed types joins the pool (never
+            // a whole signature: pooled types nest only this once, so a
+            // declaration's DAG stays small however long the export).
+            let (a, b) = (self.base_pick(), self.base_pick());
+            let arrow = self.pi(self.x, a, b)?;
+            self.pool_push(arrow);
         }
         self.new_const(name, kind);
         let v30 = self.version == FormatVersion::V3_0;
@@ -517,9 +548,15 @@ impl<W: Write> Gen<W> {
         }
         let rname = self.name(tname, "rec")?;
         // rec : (motive : T -> Prop) -> (t : T) -> motive t
-        let motive_ty = self.pi(self.x, t_self, self.prop)?;
+        // (closed: the type applied to `Type` when it has a parameter)
+        let t_closed = if params == 1 {
+            self.app(t_e, self.ty)?
+        } else {
+            t_e
+        };
+        let motive_ty = self.pi(self.x, t_closed, self.prop)?;
         let mt = self.app(self.bvars[1], self.bvars[0])?;
-        let inner = self.pi(self.x, t_self, mt)?;
+        let inner = self.pi(self.x, t_closed, mt)?;
         let rty = self.pi(self.motive, motive_ty, inner)?;
         let mut rules = Vec::new();
         for &(n, _, fields) in &ctors {
@@ -527,7 +564,7 @@ impl<W: Write> Gen<W> {
             rules.push(format!(r#"{{"ctor":{n},"nfields":{fields},"rhs":{rhs}}}"#));
         }
         self.new_const(rname, DeclKind::Rec);
-        self.pool_push(t_self);
+        self.base_push(t_closed);
         let (k_types, k_ctors, k_recs) = match self.version {
             FormatVersion::V3_0 => ("inductiveVals", "constructorVals", "recursorVals"),
             FormatVersion::V3_1 => ("types", "ctors", "recs"),
