@@ -1,0 +1,69 @@
+//! `ringworker-lean`: Lean 4 workloads for ringworker.
+//!
+//! Today: reading lean4export NDJSON exports (format 3.0.x and 3.1.x) as a
+//! stream of flat declaration rows, and writing large synthetic exports to
+//! test and benchmark that path. No Lean toolchain is needed for any of it.
+//!
+//! # Map of the crate
+//!
+//! | module | concept |
+//! | --- | --- |
+//! | [`format`](mod@format) | the line types of the format, the 3.0 / 3.1 differences, [`FormatVersion`], [`Meta`] |
+//! | `table` (private) | the id tables (names, levels, expressions) stored compactly by id, and the per-declaration walks (DAG size, referenced constants) |
+//! | [`reader`] | [`ExportReader`]: `BufRead` in, [`DeclRow`]s out, one constant at a time; [`for_each_decl`] |
+//! | [`decl`] | the row: [`DeclRow`], [`DeclKind`], [`HintKind`] |
+//! | [`error`] | [`ReadError`] (every variant with its line) and [`ErrorKind`] |
+//! | [`synthetic`] | [`write_export`]: a large, valid export, deterministic by seed |
+//!
+//! # Layering
+//!
+//! `format` parses one line into a record without looking anything up;
+//! `table` checks every id a record defines (the next one of its table) or
+//! refers to (an earlier one) and keeps the tables; `reader` turns
+//! declaration records into rows by walking the tables, and forgets each row
+//! once handed out, so memory follows the export's tables, never the number
+//! of declarations. `decl` is the only shape other crates need to store:
+//! flat scalars, nullable scalars and lists of strings, ready for a columnar
+//! (Parquet) writer. `synthetic` depends only on `format` and `decl` (it
+//! writes text; it does not use the reader).
+//!
+//! # Example
+//!
+//! ```
+//! use ringworker_lean::{DeclKind, ExportReader, SyntheticConfig, write_export};
+//!
+//! let mut export = Vec::new();
+//! let written = write_export(&SyntheticConfig::new(7, 1_000), &mut export).unwrap();
+//! let mut theorems = 0;
+//! for row in ExportReader::new(export.as_slice())? {
+//!     let row = row?;
+//!     theorems += u64::from(row.kind == DeclKind::Thm);
+//! }
+//! assert_eq!(theorems, written.count(DeclKind::Thm));
+//! # Ok::<(), ringworker_lean::ReadError>(())
+//! ```
+//!
+//! # Planned: the `runtime` feature
+//!
+//! A later issue adds a non-default `runtime` feature: a ringworker child
+//! command that hosts the Lean runtime (through `lean-sys`), imports an
+//! environment and streams the same [`DeclRow`]s (and proof-attempt rows)
+//! through the ring, plus the C ABI the Lean side calls to emit rows. It will
+//! be built and tested only where `lean` is on `PATH`; nothing in the default
+//! build will depend on it. The Parquet writer (arrow-rs, behind its own
+//! feature) is also planned and writes [`DeclRow`] as one column per field.
+
+#![forbid(unsafe_code)]
+
+pub mod decl;
+pub mod error;
+pub mod format;
+pub mod reader;
+pub mod synthetic;
+mod table;
+
+pub use decl::{DeclKind, DeclRow, HintKind};
+pub use error::{ErrorKind, ReadError, Table};
+pub use format::{FormatVersion, Hints, Meta, QuotKind, Safety};
+pub use reader::{ExportReader, ReaderStats, for_each_decl};
+pub use synthetic::{SyntheticConfig, SyntheticSummary, write_export};
