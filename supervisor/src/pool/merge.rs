@@ -340,7 +340,7 @@ impl Pool {
                     }
                     let route = Route::Merge {
                         tx: tx.clone(),
-                        free: Arc::clone(&free),
+                        free: Arc::clone(free),
                         index,
                     };
                     let job = self.make_job(job, route);
