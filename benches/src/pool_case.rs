@@ -9,7 +9,9 @@
 //!   threads: `CLOCK_PROCESS_CPUTIME_ID`) next to the children's (utime +
 //!   stime of each worker from `/proc`). The consumer is not the
 //!   bottleneck when the supervisor spends a small fraction of what a
-//!   child spends per row.
+//!   child spends per row. For comparison, the same jobs one after the
+//!   other through a plain `Worker::stream` (no pool) into the same sink:
+//!   what the pool adds is the difference.
 //! - **idle**: 8 pooled workers, each has answered a job, then the CPU of
 //!   the `ringworker-watchdog` thread and of the whole process over a
 //!   window, as % of one core.
@@ -82,6 +84,8 @@ impl PoolThroughput {
 /// Everything the case measured.
 #[derive(Debug, Clone)]
 pub struct PoolResult {
+    /// The same jobs through a plain `Worker::stream` (no pool).
+    pub stream: PoolThroughput,
     /// One worker.
     pub one: PoolThroughput,
     /// Two workers.
@@ -109,6 +113,8 @@ pub fn sizes(quick: bool) -> (usize, u64, Duration) {
 /// Runs the whole case.
 pub fn run_case(capacity: usize, quick: bool) -> Result<PoolResult> {
     let (jobs, rows, window) = sizes(quick);
+    eprintln!("ringbench: pool: {jobs} CPU-bound jobs of {rows} rows, Worker::stream");
+    let stream = stream_throughput(capacity, jobs, rows).context("Worker::stream baseline")?;
     eprintln!("ringbench: pool: {jobs} CPU-bound jobs of {rows} rows, 1 worker");
     let one = throughput(capacity, 1, jobs, rows).context("pool throughput, 1 worker")?;
     eprintln!("ringbench: pool: {jobs} CPU-bound jobs of {rows} rows, 2 workers");
@@ -118,7 +124,12 @@ pub fn run_case(capacity: usize, quick: bool) -> Result<PoolResult> {
         window.as_secs_f64()
     );
     let idle = idle(capacity, IDLE_WORKERS, window).context("pool idle")?;
-    Ok(PoolResult { one, two, idle })
+    Ok(PoolResult {
+        stream,
+        one,
+        two,
+        idle,
+    })
 }
 
 /// utime + stime of process `pid`, ns (0 if it is gone).
@@ -142,6 +153,55 @@ fn children_ns(pool: &Pool) -> u64 {
         .sum()
 }
 
+/// The request of job `seed`.
+fn cpu_request(rows: u64, seed: u64) -> SyntheticRequest {
+    let mut request = SyntheticRequest::fixed(rows, ROW_BYTES);
+    request.seed = seed;
+    request.work_iters = WORK_ITERS;
+    request
+}
+
+/// The same jobs as [`throughput`], one after the other through a plain
+/// `Worker::stream` into the same checksumming sink (`workers` = 0).
+pub fn stream_throughput(capacity: usize, jobs: usize, rows: u64) -> Result<PoolThroughput> {
+    let config = self_worker_config(capacity)?.with_request_timeout(Duration::from_secs(600));
+    let mut worker = ringworker::Worker::spawn(config).context("starting the worker")?;
+    let _: SyntheticSummary = worker
+        .call("synthetic", &SyntheticRequest::fixed(1000, ROW_BYTES))
+        .context("warm-up request")?;
+    let pid = worker.pid().context("worker pid")?;
+    let children0 = process_ticks_ns(pid);
+    let cpu0 = process_cpu_ns();
+    let start = Instant::now();
+    let mut delivered = 0u64;
+    for j in 0..jobs {
+        let mut checksum = Checksum::default();
+        let mut sink = |row: ringworker::Row<'_>| {
+            checksum.add(row.payload);
+            delivered += 1;
+        };
+        let summary: SyntheticSummary = worker
+            .stream("synthetic", &cpu_request(rows, j as u64), &mut sink)
+            .with_context(|| format!("job {j}"))?;
+        ensure!(
+            summary.rows == rows && summary.checksum == checksum.value(),
+            "job {j}: rows or checksum mismatch"
+        );
+    }
+    let wall = start.elapsed();
+    let supervisor_ns = process_cpu_ns() - cpu0;
+    let children_ns = process_ticks_ns(pid).saturating_sub(children0);
+    worker.shutdown(Duration::from_secs(1));
+    Ok(PoolThroughput {
+        workers: 0,
+        jobs,
+        rows: delivered,
+        wall,
+        supervisor_ns,
+        children_ns,
+    })
+}
+
 /// `jobs` jobs of `rows` CPU-bound rows through a pool of `workers`.
 pub fn throughput(
     capacity: usize,
@@ -151,12 +211,7 @@ pub fn throughput(
 ) -> Result<PoolThroughput> {
     let config = self_worker_config(capacity)?.with_request_timeout(Duration::from_secs(600));
     let pool = Pool::new(PoolConfig::new(config, workers)).context("starting the pool")?;
-    let request = |seed: u64| {
-        let mut request = SyntheticRequest::fixed(rows, ROW_BYTES);
-        request.seed = seed;
-        request.work_iters = WORK_ITERS;
-        request
-    };
+    let request = |seed: u64| cpu_request(rows, seed);
     // Warm-up: every worker answers one small job.
     for output in pool
         .run_merged(
@@ -272,22 +327,22 @@ pub fn table(pool: &PoolResult) -> String {
         "{:<14} {:>5} {:>10} {:>12} {:>9} {:>14} {:>14} {:>10}",
         "pool", "jobs", "rows", "rows/s", "speedup", "sup ns/row", "child ns/row", "sup cores"
     );
-    for t in [&pool.one, &pool.two] {
+    for t in [&pool.stream, &pool.one, &pool.two] {
         let _ = writeln!(
             s,
             "{:<14} {:>5} {:>10} {:>12.0} {:>9} {:>14.1} {:>14.1} {:>10.3}",
-            format!(
-                "  {} worker{}",
-                t.workers,
-                if t.workers == 1 { "" } else { "s" }
-            ),
+            match t.workers {
+                0 => "  stream".to_owned(),
+                1 => "  1 worker".to_owned(),
+                n => format!("  {n} workers"),
+            },
             t.jobs,
             t.rows,
             t.rows_per_s(),
-            if t.workers == 1 {
-                "1.00x".to_owned()
-            } else {
-                format!("{:.2}x", pool.speedup())
+            match t.workers {
+                0 => "-".to_owned(),
+                1 => "1.00x".to_owned(),
+                _ => format!("{:.2}x", pool.speedup()),
             },
             t.supervisor_ns_per_row(),
             t.children_ns_per_row(),
@@ -298,7 +353,7 @@ pub fn table(pool: &PoolResult) -> String {
         s,
         "(Pool::run_merged, completion order, every job checksummed; synthetic {ROW_BYTES} B rows \
          with {WORK_ITERS} work iterations each; sup = the whole supervisor process, child = the \
-         workers' utime + stime)"
+         workers' utime + stime; stream = the same jobs through a plain Worker::stream, no pool)"
     );
     let _ = writeln!(
         s,
@@ -329,6 +384,7 @@ pub fn json(pool: &PoolResult) -> Value {
         "case": "pool",
         "row_bytes": ROW_BYTES,
         "work_iters": WORK_ITERS,
+        "worker_stream": run(&pool.stream),
         "one_worker": run(&pool.one),
         "two_workers": run(&pool.two),
         "speedup": pool.speedup(),

@@ -60,12 +60,38 @@
 //! sleeps of growing length (at most 2 ms, never past the
 //! caller's deadline), so a storm of them costs a bounded number of syscalls
 //! per second instead of a spinning core.
+//!
+//! # Adaptive waiting
+//!
+//! A consumer that sleeps as `SLEEPING` makes the producer publish (and
+//! wake it) at its very next commit. Against a producer that streams at a
+//! moderate pace (CPU-bound rows, a microsecond each) that means one
+//! futex round trip per handful of records, plus a futile spin each time
+//! (the producer, awake consumer in sight, batches again): the consumer
+//! then costs about as much CPU per record as the producer. So
+//! [`Consumer::wait`] adapts:
+//!
+//! - **Lazy sleep.** When the previous wait's data came within
+//!   [`WaitStrategy::lazy`] of asking for it (the producer streams), the
+//!   sleep starts as `SLEEPING_LAZY`: the producer does not publish early
+//!   for it, but every publication it makes anyway (its batch of
+//!   `publish_every` bytes, a flush, a commit after a cancel check or
+//!   heartbeat, a full ring) wakes it. After `lazy` the consumer turns the
+//!   announcement into `SLEEPING` and sleeps on as before. A record thus
+//!   waits at most `lazy` longer than with an eager sleeper, and exactly as
+//!   long as with a consumer that spins (which never makes the producer
+//!   publish early either).
+//! - **Adaptive spin.** A spin that ends in a lazy sleep which lasts longer
+//!   than the full spin halves the next spin (down to none); a batch that
+//!   arrives during a lazy sleep within [`WaitStrategy::spin`] restores it.
+//!   A fast producer (batches every few microseconds) keeps the full spin
+//!   and never makes a syscall; a slow one costs no spinning.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{ClosedBy, CorruptField, RingError};
-use crate::layout::{MAGIC, state};
+use crate::layout::{MAGIC, SLEEPING, SLEEPING_LAZY, state};
 use crate::memory::RingMemory;
 use crate::record::{RECORD_HEADER_BYTES, RecordHeader, RecordKind, record_size};
 use crate::record_ref::Record;
@@ -83,6 +109,10 @@ const MIN_BACKOFF: Duration = Duration::from_micros(50);
 /// Longest back-off sleep: what a storm of spurious wake-ups can add to the
 /// latency of the next record.
 const MAX_BACKOFF: Duration = Duration::from_millis(2);
+
+/// Spins shorter than this are not worth a loop of clock reads: the spin
+/// drops to zero instead.
+const MIN_SPIN: Duration = Duration::from_micros(2);
 
 /// What ended a [`Consumer::wait`].
 ///
@@ -138,6 +168,13 @@ pub struct Consumer {
     head_cache: u64,
     publish_every: u64,
     wait: WaitStrategy,
+    /// The spin of the next wait: `wait.spin`, halved after each spin that
+    /// a lazy sleep then showed to be too short, back to `wait.spin` when a
+    /// batch came within it (see *Adaptive waiting*).
+    spin_limit: Duration,
+    /// The last wait's data came within `wait.lazy` of asking for it: the
+    /// producer streams, the next sleep starts lazy.
+    busy: bool,
     /// Spurious wake-ups in a row (reset by data, a deliberate wake or a
     /// futex timeout); above [`SPURIOUS_ALLOWANCE`] each one backs off.
     spurious: u32,
@@ -183,6 +220,8 @@ impl Consumer {
             head_cache: tail,
             publish_every: (capacity / 8).clamp(256, 256 << 10),
             wait: WaitStrategy::default(),
+            spin_limit: WaitStrategy::default().spin,
+            busy: false,
             spurious: 0,
             stats: ConsumerStats::default(),
             memory,
@@ -192,6 +231,7 @@ impl Consumer {
     /// Replaces the wait tuning.
     pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
         self.wait = wait;
+        self.spin_limit = wait.spin;
     }
 
     /// Sets how many released bytes trigger a publication of the read index.
@@ -269,12 +309,15 @@ impl Consumer {
 
     /// Waits until a record is published, the ring is closed, a
     /// [`ConsumerRemote::wake`] of this process arrives (also one sent before
-    /// this call, since the last `Woken`), or `timeout` passes. Spins for
-    /// [`WaitStrategy::spin`], then announces that it sleeps, re-checks, and
-    /// sleeps on the shared futex in slices of at most
-    /// [`WaitStrategy::max_sleep`]. Wake-ups the peer causes without data
-    /// are not reported; repeated ones make it back off (see the module
-    /// docs), which never extends the wait past `timeout`.
+    /// this call, since the last `Woken`), or `timeout` passes. Spins for at
+    /// most [`WaitStrategy::spin`] (less while spinning has not paid off, see
+    /// *Adaptive waiting* in the module docs), then announces that it sleeps,
+    /// re-checks, and sleeps on the shared futex in slices of at most
+    /// [`WaitStrategy::max_sleep`]. While the producer streams, the first
+    /// [`WaitStrategy::lazy`] of the sleep is *lazy*: the producer wakes it
+    /// with its next batch, not with its next record. Wake-ups the peer
+    /// causes without data are not reported; repeated ones make it back off
+    /// (see the module docs), which never extends the wait past `timeout`.
     pub fn wait(&mut self, timeout: Duration) -> Result<Readiness, RingError> {
         if self.poll_ready()? {
             self.spurious = 0;
@@ -282,21 +325,35 @@ impl Consumer {
         }
         let start = Instant::now();
         let deadline = start + timeout;
-        let spin_until = start + self.wait.spin.min(timeout);
-        while Instant::now() < spin_until {
-            for _ in 0..64 {
-                spin_hint();
-            }
-            if self.poll_ready()? {
-                return Ok(Readiness::Ready);
+        let spin = self.spin_limit.min(timeout);
+        if !spin.is_zero() {
+            let spin_until = start + spin;
+            while Instant::now() < spin_until {
+                for _ in 0..64 {
+                    spin_hint();
+                }
+                if self.poll_ready()? {
+                    return Ok(Readiness::Ready);
+                }
             }
         }
         // A producer blocked on a full ring needs every released byte.
         self.flush();
         let memory = Arc::clone(&self.memory);
         let word = &memory.header().consumer_sleep.sleeping;
+        let slept_from = Instant::now();
+        // Lazy only while the stream was busy at the last wait, and for at
+        // most `wait.lazy`: then the producer is asked to wake us at once.
+        let lazy_until = (self.busy && !cfg!(loom)).then(|| slept_from + self.wait.lazy);
+        let mut announced = slept_from;
         loop {
-            word.store(1, Ordering::Relaxed);
+            let now = Instant::now();
+            let lazy = lazy_until.is_some_and(|until| now < until);
+            let value = if lazy { SLEEPING_LAZY } else { SLEEPING };
+            if value == SLEEPING && announced == slept_from && lazy_until.is_some() {
+                announced = now;
+            }
+            word.store(value, Ordering::Relaxed);
             // Store-load barrier of the sleep handshake; pairs with the fence
             // in `Producer::publish` (for records) and with the one in
             // `RingMemory::wake_consumer_word` (for close/poison/wake), so the
@@ -318,6 +375,7 @@ impl Consumer {
             if self.poll_ready()? {
                 word.store(0, Ordering::Relaxed);
                 self.spurious = 0;
+                self.adapt(slept_from, announced, lazy);
                 return Ok(Readiness::Ready);
             }
             if memory.take_consumer_wake() {
@@ -325,16 +383,21 @@ impl Consumer {
                 self.spurious = 0;
                 return Ok(Readiness::Woken);
             }
-            let now = Instant::now();
             if now >= deadline {
                 word.store(0, Ordering::Relaxed);
+                self.busy = false;
                 return Ok(Readiness::TimedOut);
             }
+            let mut slice = self.wait.max_sleep.min(deadline - now);
+            if let Some(until) = lazy_until.filter(|_| lazy) {
+                slice = slice.min(until - now);
+            }
             self.stats.sleeps += 1;
-            let woke = futex_wait(word, 1, self.wait.max_sleep.min(deadline - now))?;
+            let woke = futex_wait(word, value, slice)?;
             word.store(0, Ordering::Relaxed);
             if self.poll_ready()? {
                 self.spurious = 0;
+                self.adapt(slept_from, announced, lazy);
                 return Ok(Readiness::Ready);
             }
             if memory.take_consumer_wake() {
@@ -358,6 +421,26 @@ impl Consumer {
                     .min(deadline.saturating_duration_since(Instant::now()));
                 self.stats.backoffs += 1;
                 backoff_sleep(pause);
+            }
+        }
+    }
+
+    /// Data arrived after a sleep that began at `slept_from` (the eager
+    /// announcement, if any, at `announced`; `lazy`: it came during the lazy
+    /// part). Tunes the next wait: the stream is busy if data came within
+    /// [`WaitStrategy::lazy`] of asking for it; the spin is worth its full
+    /// length again if a batch came (unforced) within it, else it halves.
+    fn adapt(&mut self, slept_from: Instant, announced: Instant, lazy: bool) {
+        let now = Instant::now();
+        self.busy = now.saturating_duration_since(announced) < self.wait.lazy;
+        if lazy {
+            if now.saturating_duration_since(slept_from) + self.spin_limit < self.wait.spin {
+                self.spin_limit = self.wait.spin;
+            } else {
+                self.spin_limit /= 2;
+                if self.spin_limit < MIN_SPIN {
+                    self.spin_limit = Duration::ZERO;
+                }
             }
         }
     }

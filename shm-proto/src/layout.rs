@@ -94,9 +94,18 @@ pub struct ConsumerLine {
     pub read_index: AtomicU64,
 }
 
-/// A futex word on its own line: 1 while the owning side has announced that
-/// it is about to sleep, 0 otherwise. Set to 1 only by the sleeper, reset to 0
-/// by either side.
+/// The sleep word's value of a sleeper that wants to be woken at once.
+pub(crate) const SLEEPING: u32 = 1;
+
+/// The consumer's sleep word's value of a lazy sleeper: wake it when you
+/// publish, but do not publish early for it (see the consumer's *Adaptive
+/// waiting*). A producer that does not know it treats it as [`SLEEPING`].
+pub(crate) const SLEEPING_LAZY: u32 = 2;
+
+/// A futex word on its own line: non-zero while the owning side has
+/// announced that it is about to sleep ([`SLEEPING`], or for the consumer
+/// also [`SLEEPING_LAZY`]), 0 otherwise. Set non-zero only by the sleeper,
+/// reset to 0 by either side.
 #[repr(C, align(128))]
 pub struct SleepLine {
     /// The futex word.

@@ -3,7 +3,8 @@
 //! Writes go into a private "head" first; the shared write index is published
 //! in batches ([`Producer::publish_every`] bytes), before blocking on a full
 //! ring, on [`Producer::flush`], and at once when the consumer has announced
-//! that it sleeps. So a busy stream costs one Release store and one fence per
+//! that it sleeps (unless it sleeps lazily: then the batch wakes it, see the
+//! consumer's *Adaptive waiting*). So a busy stream costs one Release store and one fence per
 //! batch, and no syscall at all unless the consumer is asleep.
 //!
 //! A check for cancellation ([`Producer::is_cancelled`]) or a heartbeat
@@ -22,7 +23,7 @@ use std::sync::atomic::AtomicU64 as PrivateU64;
 use std::time::{Duration, Instant};
 
 use crate::error::{ClosedBy, CorruptField, RingError};
-use crate::layout::state;
+use crate::layout::{SLEEPING, state};
 use crate::memory::RingMemory;
 use crate::record::{
     RECORD_HEADER_BYTES, RecordHeader, RecordKind, RecordMeta, fragment, record_size,
@@ -638,7 +639,8 @@ impl Slot<'_> {
         // SAFETY: `offset` is 8-aligned (all record sizes are) and the record fits before the end.
         unsafe { producer.write_header(self.offset, self.meta.header(used as u32)) };
         producer.head += record_size(used) as u64;
-        // One compare either way: arming lowered `publish_at` to 0.
+        // One compare either way: arming lowered `publish_at` to 0. A lazy
+        // sleeper (`SLEEPING_LAZY`) waits for the batch; `publish` wakes it.
         if producer.head >= producer.publish_at.load(Ordering::Relaxed)
             || producer
                 .memory
@@ -646,7 +648,7 @@ impl Slot<'_> {
                 .consumer_sleep
                 .sleeping
                 .load(Ordering::Relaxed)
-                != 0
+                == SLEEPING
         {
             producer.publish();
             // Disarms: only the first commit after a check is urgent.

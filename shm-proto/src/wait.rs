@@ -16,6 +16,10 @@ pub struct WaitStrategy {
     /// state and deadlines are noticed even if a wake-up is never sent (a
     /// dead peer sends none).
     pub max_sleep: Duration,
+    /// Consumer only: how long a sleep while the producer streams may wait
+    /// for the producer's next batch before asking it to publish at once
+    /// (see the consumer's *Adaptive waiting*). Zero: never lazy.
+    pub lazy: Duration,
 }
 
 impl Default for WaitStrategy {
@@ -23,6 +27,7 @@ impl Default for WaitStrategy {
         WaitStrategy {
             spin: Duration::from_micros(50),
             max_sleep: Duration::from_millis(100),
+            lazy: Duration::from_millis(1),
         }
     }
 }
@@ -30,7 +35,18 @@ impl Default for WaitStrategy {
 impl WaitStrategy {
     /// A strategy that spins for `spin`, then sleeps in slices of at most `max_sleep`.
     pub const fn new(spin: Duration, max_sleep: Duration) -> Self {
-        WaitStrategy { spin, max_sleep }
+        WaitStrategy {
+            spin,
+            max_sleep,
+            lazy: Duration::from_millis(1),
+        }
+    }
+
+    /// Sets the consumer's lazy-sleep window (zero: never lazy).
+    #[must_use]
+    pub const fn with_lazy(mut self, lazy: Duration) -> Self {
+        self.lazy = lazy;
+        self
     }
 
     /// Sets the spin time.

@@ -167,6 +167,7 @@ pub(crate) enum Route {
     /// Chunks to the caller's thread of a `run_merged`, tagged with `index`.
     Merge {
         tx: SyncSender<super::merge::Msg>,
+        free: Arc<super::merge::FreeChunks>,
         index: usize,
     },
 }

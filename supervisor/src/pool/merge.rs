@@ -1,9 +1,13 @@
 //! [`Pool::run_merged`]: many jobs streamed into one sink on the caller's
 //! thread, each row tagged with its job and attempt.
 //!
-//! Pool worker threads copy rows into chunks (at most 256 rows or 256 KiB
+//! Pool worker threads copy rows into chunks (at most 2048 rows or 256 KiB
 //! each) and send them over a bounded channel (two chunks per worker); the
-//! caller's thread runs the sink. A full channel blocks the worker's
+//! caller's thread runs the sink. A chunk is one byte buffer holding its
+//! rows' payloads back to back plus one small entry per row (stream,
+//! sequence, where its payload lies); the caller's thread hands emptied
+//! chunks back through a free list, so in steady state no row and no chunk
+//! allocates, and a row costs one copy into the buffer. A full channel blocks the worker's
 //! request thread, which stops reading its ring, which blocks the child:
 //! backpressure reaches the child and supervisor memory stays bounded by
 //! the channel. A feeder thread submits the jobs, at most `workers +
@@ -24,13 +28,18 @@ use std::time::Instant;
 use crate::error::Error;
 use crate::sink::{Row, Sink, SinkError};
 
-use super::job::{Job, JobOutput, JobShared, OwnedRow, Route};
+use super::job::{Job, JobOutput, JobShared, Route};
 use super::{Pool, unstarted};
 
-/// Rows per chunk handed from a pool worker to the merged sink.
-const CHUNK_ROWS: usize = 256;
+/// Rows per chunk handed from a pool worker to the merged sink: each hand-
+/// over wakes the caller's thread, so a chunk should cover a good fraction
+/// of a millisecond of a fast child's output.
+const CHUNK_ROWS: usize = 2048;
 /// Payload bytes after which a chunk is handed over early.
 const CHUNK_BYTES: usize = 256 << 10;
+/// A chunk whose buffer grew past this (one very large row) is not kept
+/// for reuse.
+const KEEP_CHUNK_BYTES: usize = 2 * CHUNK_BYTES;
 
 /// In which order [`Pool::run_merged`] hands rows to the sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,30 +79,95 @@ pub struct MergedOutput {
 }
 
 pub(crate) enum Msg {
-    Submitted {
-        index: usize,
-        job: Arc<JobShared>,
-    },
-    Rows {
-        index: usize,
-        attempt: u32,
-        rows: Vec<OwnedRow>,
-    },
-    Done {
-        index: usize,
-    },
-    End {
-        count: usize,
-    },
+    Submitted { index: usize, job: Arc<JobShared> },
+    Rows(Chunk),
+    Done { index: usize },
+    End { count: usize },
+}
+
+/// Where one row of a [`Chunk`] lies in its buffer.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    stream: u16,
+    sequence: u64,
+    end: usize,
+}
+
+/// Rows of one attempt of one job, copied out of the ring: payloads back
+/// to back in `bytes`, row `i` ending at `entries[i].end`.
+#[derive(Debug, Default)]
+pub(crate) struct Chunk {
+    index: usize,
+    attempt: u32,
+    bytes: Vec<u8>,
+    entries: Vec<Entry>,
+}
+
+impl Chunk {
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Its rows, in order.
+    fn rows(&self) -> impl Iterator<Item = Row<'_>> {
+        let mut start = 0;
+        self.entries.iter().map(move |entry| {
+            let payload = &self.bytes[start..entry.end];
+            start = entry.end;
+            Row {
+                stream: entry.stream,
+                sequence: entry.sequence,
+                payload,
+            }
+        })
+    }
+}
+
+/// Emptied chunks on their way back from the caller's thread to the pool
+/// workers: a free list, capped so that a burst (the hold-back of
+/// [`Order::Submission`]) does not stay allocated.
+#[derive(Debug)]
+pub(crate) struct FreeChunks {
+    chunks: Mutex<Vec<Chunk>>,
+    keep: usize,
+}
+
+impl FreeChunks {
+    fn new(keep: usize) -> Self {
+        FreeChunks {
+            chunks: Mutex::new(Vec::with_capacity(keep)),
+            keep,
+        }
+    }
+
+    fn take(&self) -> Chunk {
+        self.chunks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default()
+    }
+
+    fn give(&self, mut chunk: Chunk) {
+        if chunk.bytes.capacity() > KEEP_CHUNK_BYTES {
+            return;
+        }
+        chunk.bytes.clear();
+        chunk.entries.clear();
+        let mut chunks = self.chunks.lock().unwrap_or_else(|e| e.into_inner());
+        if chunks.len() < self.keep {
+            chunks.push(chunk);
+        }
+    }
 }
 
 /// The sink of a merged job's attempt on a pool worker's thread.
 pub(crate) struct ChunkSink<'a> {
     tx: &'a SyncSender<Msg>,
+    free: &'a FreeChunks,
     index: usize,
     attempt: u32,
-    buf: Vec<OwnedRow>,
-    bytes: usize,
+    chunk: Option<Chunk>,
     rows: u64,
 }
 
@@ -103,13 +177,18 @@ pub(crate) struct ChunkSink<'a> {
 struct MergeGone;
 
 impl<'a> ChunkSink<'a> {
-    pub(crate) fn new(tx: &'a SyncSender<Msg>, index: usize, attempt: u32) -> Self {
+    pub(crate) fn new(
+        tx: &'a SyncSender<Msg>,
+        free: &'a FreeChunks,
+        index: usize,
+        attempt: u32,
+    ) -> Self {
         ChunkSink {
             tx,
+            free,
             index,
             attempt,
-            buf: Vec::new(),
-            bytes: 0,
+            chunk: None,
             rows: 0,
         }
     }
@@ -121,31 +200,36 @@ impl<'a> ChunkSink<'a> {
 
     /// Sends the rows buffered so far (blocks while the channel is full).
     pub(crate) fn flush(&mut self) -> bool {
-        if self.buf.is_empty() {
-            return true;
+        match self.chunk.take() {
+            Some(chunk) if !chunk.is_empty() => self.tx.send(Msg::Rows(chunk)).is_ok(),
+            Some(chunk) => {
+                self.free.give(chunk);
+                true
+            }
+            None => true,
         }
-        let rows = std::mem::take(&mut self.buf);
-        self.bytes = 0;
-        self.tx
-            .send(Msg::Rows {
-                index: self.index,
-                attempt: self.attempt,
-                rows,
-            })
-            .is_ok()
     }
 }
 
 impl Sink for ChunkSink<'_> {
+    #[inline]
     fn row(&mut self, row: Row<'_>) -> Result<(), SinkError> {
-        self.bytes += row.payload.len();
-        self.buf.push(OwnedRow {
+        let chunk = self.chunk.get_or_insert_with(|| {
+            let mut chunk = self.free.take();
+            chunk.index = self.index;
+            chunk.attempt = self.attempt;
+            chunk
+        });
+        // One read of the shared bytes: the caller sees this private copy.
+        chunk.bytes.extend_from_slice(row.payload);
+        chunk.entries.push(Entry {
             stream: row.stream,
             sequence: row.sequence,
-            payload: row.payload.to_vec(),
+            end: chunk.bytes.len(),
         });
         self.rows += 1;
-        if (self.buf.len() >= CHUNK_ROWS || self.bytes >= CHUNK_BYTES) && !self.flush() {
+        if (chunk.entries.len() >= CHUNK_ROWS || chunk.bytes.len() >= CHUNK_BYTES) && !self.flush()
+        {
             return Err(SinkError::new(MergeGone));
         }
         Ok(())
@@ -196,7 +280,7 @@ impl Drop for StopOnDrop<'_> {
 
 struct Pending {
     job: Arc<JobShared>,
-    buffered: Vec<(u32, Vec<OwnedRow>)>,
+    buffered: Vec<Chunk>,
     done: bool,
 }
 
@@ -238,12 +322,16 @@ impl Pool {
         F: FnMut(TaggedRow<'_>),
     {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(2 * self.workers + 2);
+        // Every chunk that can be in flight: the channel's, one being filled
+        // per worker, the one being emitted.
+        let free = Arc::new(FreeChunks::new(3 * self.workers + 3));
         let gate = Gate::default();
         let window = self.workers + self.queue_depth;
         let jobs = jobs.into_iter();
         std::thread::scope(|scope| {
             let _stop = StopOnDrop(&gate);
             let feeder_gate = &gate;
+            let free = &free;
             scope.spawn(move || {
                 let mut count = 0;
                 for (index, job) in jobs.enumerate() {
@@ -252,6 +340,7 @@ impl Pool {
                     }
                     let route = Route::Merge {
                         tx: tx.clone(),
+                        free: Arc::clone(free),
                         index,
                     };
                     let job = self.make_job(job, route);
@@ -279,6 +368,7 @@ impl Pool {
                 next: 0,
                 finished: 0,
                 gate: &gate,
+                free,
             };
             let mut total = None;
             while total != Some(run.finished) {
@@ -322,15 +412,12 @@ impl Pool {
                             },
                         );
                     }
-                    Msg::Rows {
-                        index,
-                        attempt,
-                        rows,
-                    } => {
-                        if order == Order::Completion || index == run.next {
-                            emit(&mut sink, index, attempt, &rows);
-                        } else if let Some(pending) = run.pending.get_mut(&index) {
-                            pending.buffered.push((attempt, rows));
+                    Msg::Rows(chunk) => {
+                        if order == Order::Completion || chunk.index == run.next {
+                            emit(&mut sink, &chunk);
+                            free.give(chunk);
+                        } else if let Some(pending) = run.pending.get_mut(&chunk.index) {
+                            pending.buffered.push(chunk);
                         }
                     }
                     Msg::Done { index } => run.done(index, &self.shared.queue, &mut sink),
@@ -364,6 +451,7 @@ struct MergeRun<'g> {
     next: usize,
     finished: usize,
     gate: &'g Gate,
+    free: &'g FreeChunks,
 }
 
 impl MergeRun<'_> {
@@ -394,8 +482,9 @@ impl MergeRun<'_> {
             }
             Order::Submission => {
                 while let Some(next) = self.pending.get_mut(&self.next) {
-                    for (attempt, rows) in next.buffered.drain(..) {
-                        emit(sink, self.next, attempt, &rows);
+                    for chunk in next.buffered.drain(..) {
+                        emit(sink, &chunk);
+                        self.free.give(chunk);
                     }
                     if !next.done {
                         break;
@@ -408,16 +497,12 @@ impl MergeRun<'_> {
     }
 }
 
-fn emit<F: FnMut(TaggedRow<'_>)>(sink: &mut F, index: usize, attempt: u32, rows: &[OwnedRow]) {
-    for row in rows {
+fn emit<F: FnMut(TaggedRow<'_>)>(sink: &mut F, chunk: &Chunk) {
+    for row in chunk.rows() {
         sink(TaggedRow {
-            job: index,
-            attempt,
-            row: Row {
-                stream: row.stream,
-                sequence: row.sequence,
-                payload: &row.payload,
-            },
+            job: chunk.index,
+            attempt: chunk.attempt,
+            row,
         });
     }
 }

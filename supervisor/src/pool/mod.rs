@@ -519,7 +519,7 @@ fn unstarted(job: &JobShared, error: Error) -> JobOutput {
 /// Finishes `job` with `output` and tells a merged run.
 fn complete(job: &JobShared, output: JobOutput) {
     job.finish(output);
-    if let Route::Merge { tx, index } = &job.route {
+    if let Route::Merge { tx, index, .. } = &job.route {
         let _ = tx.send(merge::Msg::Done { index: *index });
     }
 }
@@ -619,10 +619,11 @@ fn run_job(
                 Ok(()),
                 Route::Merge {
                     tx,
+                    free,
                     index: job_index,
                 },
             ) => {
-                let mut sink = merge::ChunkSink::new(tx, *job_index, attempt);
+                let mut sink = merge::ChunkSink::new(tx, free, *job_index, attempt);
                 let result = worker.stream_with::<_, serde_json::Value, _>(
                     &job.command,
                     &*job.request,
