@@ -189,7 +189,9 @@ pub fn send_fork_request(
 /// Receives the next fork request and its fds (blocking). `Ok(None)`: the
 /// supervisor closed the channel.
 pub fn recv_fork_request(socket: BorrowedFd<'_>) -> io::Result<Option<(ForkRequest, WorkerFds)>> {
-    let mut buf = vec![0u8; 64 << 10];
+    // A request is a few hundred bytes; a longer one is read on from the
+    // socket (no 64 KiB buffer to allocate and zero for each fork).
+    let mut buf = [0u8; 4096];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
     let mut ancillary = RecvAncillaryBuffer::new(&mut space);
     let received = loop {
