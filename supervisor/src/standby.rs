@@ -93,9 +93,6 @@ impl Drop for Standby {
     }
 }
 
-/// The standby thread's nice value (the lowest priority).
-const STANDBY_NICE: i32 = 19;
-
 /// How long a teardown waits for the replacement's start to finish (the
 /// next `PrepareRing`, sent once it is ready) before it runs anyway.
 const RETIRE_AFTER: Duration = Duration::from_millis(5);
@@ -106,10 +103,11 @@ const RETIRE_AFTER: Duration = Duration::from_millis(5);
 /// sooner than the last child's pages are freed, and a teardown running
 /// at once would take CPU from the start it was moved out of the way of.
 fn run(queue: Receiver<Job>, prepared: &Mutex<Option<RingMemory>>) {
-    // Background work: on a busy CPU it waits for the request thread
-    // instead of preempting it when the next ring is asked for at the end
-    // of a start (this thread only; a failure leaves the default).
-    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), STANDBY_NICE);
+    // Background work: `SCHED_BATCH` keeps this thread's share of the CPU
+    // (the next ring must be ready in time) but it does not preempt the
+    // request thread when the ring is asked for at the end of a start
+    // (this thread only; a failure leaves the default policy).
+    let _ = shm_proto::sched::batch_current_thread();
     let mut retired: Vec<Box<Session>> = Vec::new();
     let mut started_since = false;
     loop {
