@@ -307,9 +307,16 @@ impl ChildRuntime {
             let _ = std::io::stdout().flush();
             let _ = std::io::stderr().flush();
             let reply = match fork::fork_worker(OwnedFd::from(control), fds, &request) {
-                Ok(Forked::Template { pid, control: back }) => {
+                Ok(Forked::Template {
+                    pid,
+                    control: back,
+                    gate,
+                }) => {
                     control = UnixStream::from(back);
-                    TemplateFrame::Forked { pid }
+                    control::write_frame(&mut control, &TemplateFrame::Forked { pid })?;
+                    // Lets the forked process go on.
+                    drop(gate);
+                    continue;
                 }
                 Ok(Forked::Worker { ring, control }) => {
                     self.max_row_bytes = request.max_row_bytes;

@@ -213,6 +213,7 @@ pub(crate) fn become_shim(
     parent: libc::pid_t,
     die_with_parent: bool,
     worker: &WorkerOptions,
+    defer_release: bool,
 ) -> io::Result<()> {
     // An ignored SIGCHLD (SIG_IGN, SA_NOCLDWAIT) would auto-reap W and lose
     // its status; W gets the host's disposition back.
@@ -276,12 +277,27 @@ pub(crate) fn become_shim(
             }
             worker.apply()
         }
-        worker => run_shim(worker),
+        worker => run_shim(worker, defer_release),
     }
 }
 
+/// How long a shim forked from a warm template lets W run before it lets
+/// go of the template's memory and fds (see [`run_shim`]).
+const RELEASE_AFTER: libc::timespec = libc::timespec {
+    tv_sec: 0,
+    tv_nsec: 10_000_000,
+};
+
 /// P from W's fork on: never returns.
-fn run_shim(worker: libc::pid_t) -> ! {
+///
+/// With `defer_release` (a shim forked from a warm template, where nobody
+/// waits for P's fds to close), P first sleeps up to [`RELEASE_AFTER`] (or
+/// until W dies or P is told to stop) and only then lets go of the
+/// template's memory and closes its fds: on a busy CPU that clean-up would
+/// otherwise run before W's first instruction, on the path of the
+/// worker's start-up. Until then P shares the template's pages
+/// copy-on-write and holds copies of the fds W also holds.
+fn run_shim(worker: libc::pid_t, defer_release: bool) -> ! {
     // SAFETY: chdir with a NUL-terminated literal.
     unsafe { libc::chdir(c"/".as_ptr()) };
     let no_core = libc::rlimit {
@@ -294,6 +310,15 @@ fn run_shim(worker: libc::pid_t) -> ! {
     // SAFETY: sigaddset writes through a pointer to a local.
     unsafe { libc::sigaddset(&mut wake, libc::SIGCHLD) };
     let mut status = None;
+    if defer_release {
+        // SAFETY: sigtimedwait reads a set and a timeout behind pointers to locals; no siginfo.
+        let signal = unsafe { libc::sigtimedwait(&wake, ptr::null_mut(), &RELEASE_AFTER) };
+        if STOP_SIGNALS.contains(&signal) {
+            // W is P's unreaped child, so the pid is still W's.
+            // SAFETY: kill with integer arguments only.
+            unsafe { libc::kill(worker, libc::SIGKILL) };
+        }
+    }
     bind_symbols(worker, &mut status);
     unmap_shared();
     release_private_memory();

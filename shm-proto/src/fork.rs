@@ -189,7 +189,9 @@ pub fn send_fork_request(
 /// Receives the next fork request and its fds (blocking). `Ok(None)`: the
 /// supervisor closed the channel.
 pub fn recv_fork_request(socket: BorrowedFd<'_>) -> io::Result<Option<(ForkRequest, WorkerFds)>> {
-    let mut buf = vec![0u8; 64 << 10];
+    // A request is a few hundred bytes; a longer one is read on from the
+    // socket (no 64 KiB buffer to allocate and zero for each fork).
+    let mut buf = [0u8; 4096];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
     let mut ancillary = RecvAncillaryBuffer::new(&mut space);
     let received = loop {
@@ -248,8 +250,14 @@ impl io::Read for SocketReader<'_> {
     }
 }
 
-/// Threads of this process (`/proc/self/task`).
+/// Threads of this process (`/proc/self/task`): its link count, which
+/// procfs makes 2 plus the threads (one `stat`), or its entries where that
+/// does not hold.
 pub fn thread_count() -> io::Result<usize> {
+    let links = rustix::fs::stat("/proc/self/task")?.st_nlink;
+    if links >= 3 {
+        return Ok(links as usize - 2);
+    }
     Ok(std::fs::read_dir("/proc/self/task")?.count())
 }
 
@@ -280,6 +288,9 @@ pub enum Forked {
         pid: u32,
         /// The template's control socket.
         control: OwnedFd,
+        /// Holds the forked process back: drop it once the supervisor has
+        /// its answer ([`TemplateFrame::Forked`]), not before.
+        gate: OwnedFd,
     },
     /// In the forked worker, ready to attach: fd 1 and 2 are its own pipes,
     /// the template's control socket is closed, the parent-death signal is
@@ -328,12 +339,28 @@ pub fn fork_worker(
         own_process_group: request.own_process_group,
         rlimits: [request.core, request.data, request.address_space],
     };
+    // The forked process waits on this pipe until the template has answered
+    // (the template drops the write end): on a busy CPU the new process
+    // would otherwise run first, both forks and the worker's start-up
+    // included, and the supervisor would learn the pid only when the
+    // worker is already waiting for it.
+    let (gate_read, gate_write) = match rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) {
+        Ok(pair) => pair,
+        Err(e) => return Err((ForkError::Os(e.into()), template)),
+    };
     // SAFETY: this process is single-threaded (counted just above; only this thread could have started another since), so no lock is held by a thread the child lacks.
     let pid = unsafe { raw_fork() };
     match pid {
-        -1 => Err((ForkError::Os(io::Error::last_os_error()), template)),
+        -1 => {
+            let error = io::Error::last_os_error();
+            drop((gate_read, gate_write));
+            Err((ForkError::Os(error), template))
+        }
         0 => {
-            drop(template);
+            drop((template, gate_write));
+            // End of file once the template has answered (or died).
+            while let Err(rustix::io::Errno::INTR) = rustix::io::read(&gate_read, &mut [0u8; 1]) {}
+            drop(gate_read);
             let contain = request.contain_tree && crate::tree_containment_available();
             // Returns only in the worker (under the shim, if `contain`).
             if let Err(e) = become_worker(
@@ -352,10 +379,11 @@ pub fn fork_worker(
             })
         }
         pid => {
-            drop(fds);
+            drop((fds, gate_read));
             Ok(Forked::Template {
                 pid: pid as u32,
                 control: template,
+                gate: gate_write,
             })
         }
     }
@@ -408,7 +436,7 @@ fn become_worker(
         }
         // P: PR_SET_PDEATHSIG SIGTERM, the parent re-checked, then W forked
         // with SIGKILL as its own, its parent checked, `options` applied.
-        return crate::contain::become_shim(parent as libc::pid_t, true, options);
+        return crate::contain::become_shim(parent as libc::pid_t, true, options, true);
     }
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) } < 0 {

@@ -130,7 +130,7 @@ impl ChildFds {
             }
             if shim {
                 // Returns only in the worker, or with an error before it exists.
-                return contain::become_shim(parent, die_with_parent, &worker);
+                return contain::become_shim(parent, die_with_parent, &worker, false);
             }
             if die_with_parent {
                 // SAFETY: prctl with integer arguments only.

@@ -62,6 +62,7 @@ pub(crate) mod layout;
 mod memory;
 mod producer;
 mod record_ref;
+pub mod sched;
 #[cfg(not(loom))]
 mod sealed;
 #[cfg(all(not(loom), feature = "reference-ring"))]

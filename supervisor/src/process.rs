@@ -160,19 +160,12 @@ impl ChildProcess {
         Ok(Self::register(pid, pidfd, output, plan, true))
     }
 
-    /// Under a forked shim, finds the worker (the shim's first child) and
-    /// names it to the watch: call once the worker has sent its handshake,
-    /// so it exists.
-    pub(crate) fn find_forked_worker(&self) {
-        if !self.watch.contained() {
-            return;
-        }
-        let pid = self.pid();
-        if let Some(worker) = shm_proto::shim_worker_pid(pid)
-            && let Some(raw) = Pid::from_raw(worker as i32)
-            && let Ok(pidfd) = rustix::process::pidfd_open(raw, PidfdFlags::empty())
-        {
-            self.watch.set_worker(worker, pidfd);
+    /// Under a forked shim, names the worker (the shim's first child) by
+    /// the pid its handshake reported: the watch looks it up and pins it
+    /// when it first needs it (see `Watch::expect_worker`).
+    pub(crate) fn expect_forked_worker(&self, pid: u32) {
+        if self.watch.contained() {
+            self.watch.expect_worker(pid);
         }
     }
 
@@ -184,7 +177,7 @@ impl ChildProcess {
         forked: bool,
     ) -> Self {
         // A forked shim may not have forked its worker yet: see
-        // `find_forked_worker`.
+        // `expect_forked_worker`.
         let worker_pid = if plan.contained && !forked {
             // The shim forked the worker before `spawn` returned.
             shm_proto::shim_worker_pid(pid).unwrap_or(pid)

@@ -170,7 +170,7 @@ impl Session {
         };
         if template.is_some() {
             // The forked shim has forked the worker that sent the Hello.
-            process.find_forked_worker();
+            process.expect_forked_worker(hello.pid);
             // The template's pages it maps are not its own memory.
             if config.memory.soft_rss.is_some() || config.memory.hard_rss.is_some() {
                 process.watch().note_inherited_memory();

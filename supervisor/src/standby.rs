@@ -5,9 +5,10 @@
 //! [`Standby`] finishes every queued job before it returns, so nothing
 //! outlives the worker.
 
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use shm_proto::{RingConfig, RingMemory};
 
@@ -92,17 +93,39 @@ impl Drop for Standby {
     }
 }
 
-/// Runs jobs in order, except that teardowns wait until the queue is empty:
-/// the next child's ring is needed sooner than the last child's pages are
-/// freed.
+/// How long a teardown waits for the replacement's start to finish (the
+/// next `PrepareRing`, sent once it is ready) before it runs anyway.
+const RETIRE_AFTER: Duration = Duration::from_millis(5);
+
+/// Runs jobs in order, except that teardowns wait until the queue is empty
+/// and the replacement has started (its `PrepareRing` came) or
+/// [`RETIRE_AFTER`] passed: the next child's start and ring are needed
+/// sooner than the last child's pages are freed, and a teardown running
+/// at once would take CPU from the start it was moved out of the way of.
 fn run(queue: Receiver<Job>, prepared: &Mutex<Option<RingMemory>>) {
+    // Background work: `SCHED_BATCH` keeps this thread's share of the CPU
+    // (the next ring must be ready in time) but it does not preempt the
+    // request thread when the ring is asked for at the end of a start
+    // (this thread only; a failure leaves the default policy).
+    let _ = shm_proto::sched::batch_current_thread();
     let mut retired: Vec<Box<Session>> = Vec::new();
+    let mut started_since = false;
     loop {
         let job = match queue.try_recv() {
             Ok(job) => job,
-            Err(TryRecvError::Empty) if !retired.is_empty() => {
+            Err(TryRecvError::Empty) if !retired.is_empty() && started_since => {
                 retired.clear();
                 continue;
+            }
+            Err(TryRecvError::Empty) if !retired.is_empty() => {
+                match queue.recv_timeout(RETIRE_AFTER) {
+                    Ok(job) => job,
+                    Err(RecvTimeoutError::Timeout) => {
+                        retired.clear();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
             }
             Err(TryRecvError::Empty) => match queue.recv() {
                 Ok(job) => job,
@@ -111,8 +134,12 @@ fn run(queue: Receiver<Job>, prepared: &Mutex<Option<RingMemory>>) {
             Err(TryRecvError::Disconnected) => return,
         };
         match job {
-            Job::Retire(session) => retired.push(session),
+            Job::Retire(session) => {
+                retired.push(session);
+                started_since = false;
+            }
             Job::PrepareRing(config) => {
+                started_since = true;
                 if let Ok(ring) = RingMemory::create(&config) {
                     *prepared.lock().unwrap_or_else(|e| e.into_inner()) = Some(ring);
                 }

@@ -143,6 +143,10 @@ pub(crate) struct Watch {
     /// before the shim has forked the worker): overrides
     /// `process.worker_pid` / `worker_pidfd`.
     late_worker: OnceLock<(u32, OwnedFd)>,
+    /// The pid a forked worker named in its handshake: `late_worker` is
+    /// found from it when first needed (off the start-up path), and only
+    /// while it is the shim's first child.
+    expected_worker: OnceLock<u32>,
     /// `RssAnon` of a forked child at its handshake (see
     /// [`RssSample::inherited`]); 0 for exec'd children.
     inherited: AtomicU64,
@@ -172,6 +176,7 @@ impl Watch {
             }),
             changed: Condvar::new(),
             late_worker: OnceLock::new(),
+            expected_worker: OnceLock::new(),
             inherited: AtomicU64::new(0),
         }
     }
@@ -195,15 +200,41 @@ impl Watch {
     }
 
     pub(crate) fn worker_pid(&self) -> u32 {
-        self.late_worker
-            .get()
+        self.late_worker()
             .map_or(self.process.worker_pid, |(pid, _)| *pid)
     }
 
-    /// Names the worker under this (forked) shim once it is known; the
-    /// first call wins.
-    pub(crate) fn set_worker(&self, pid: u32, pidfd: OwnedFd) {
-        let _ = self.late_worker.set((pid, pidfd));
+    /// Names the worker under this (forked) shim by the pid of its
+    /// handshake; it is looked up in `/proc` and pinned when first needed
+    /// ([`Watch::worker_pid`], the escalation, a memory sample), not on
+    /// the start-up path. The first call wins.
+    pub(crate) fn expect_worker(&self, pid: u32) {
+        let _ = self.expected_worker.set(pid);
+    }
+
+    /// The worker under a forked shim: found (see `expect_worker`) if it
+    /// is still the shim's first child, i.e. alive or a zombie the shim
+    /// has not reaped, so that the pidfd names it.
+    fn late_worker(&self) -> Option<&(u32, OwnedFd)> {
+        if let Some(late) = self.late_worker.get() {
+            return Some(late);
+        }
+        let expected = *self.expected_worker.get()?;
+        let first_child = || shm_proto::shim_worker_pid(self.process.pid);
+        if first_child() != Some(expected) {
+            return None;
+        }
+        let pidfd = rustix::process::pidfd_open(
+            Pid::from_raw(expected as i32)?,
+            rustix::process::PidfdFlags::empty(),
+        )
+        .ok()?;
+        // Still the shim's child now that it is pinned: the pidfd is its.
+        if first_child() != Some(expected) {
+            return None;
+        }
+        let _ = self.late_worker.set((expected, pidfd));
+        self.late_worker.get()
     }
 
     /// Records the anonymous memory a child forked from a template has at
@@ -220,8 +251,7 @@ impl Watch {
     }
 
     fn worker_pidfd(&self) -> Option<&OwnedFd> {
-        self.late_worker
-            .get()
+        self.late_worker()
             .map(|(_, fd)| fd)
             .or(self.process.worker_pidfd.as_ref())
     }
