@@ -109,10 +109,8 @@ fn deterministic_by_seed_and_exact_counts() {
 /// Streams a million declarations from a writer thread through a pipe into
 /// the reader (memory stays at the tables': 12.2 M lines, 10.35 M
 /// expressions, 315 MB peak RSS for both sides, about 28 bytes per
-/// expression). `cargo test -p ringworker-lean --test synthetic -- --ignored
-/// million --nocapture`.
+/// expression; `--nocapture` prints the figures).
 #[test]
-#[ignore = "a million declarations: about 15 s in the test profile"]
 fn a_million_declarations_stream_through() {
     let (rx, tx) = std::io::pipe().unwrap();
     let cfg = SyntheticConfig::new(42, 1_000_000);
