@@ -634,37 +634,18 @@ fn run_job(
                 (result, Vec::new(), sink.rows())
             }
         };
-        match result {
-            Ok(summary) => {
-                return JobOutput {
-                    id: job.id,
-                    result: Ok(summary),
-                    rows,
-                    rows_delivered: delivered,
-                    failed_attempts,
-                    attempts: attempt,
-                    worker: Some(index),
-                    waited,
-                };
-            }
+        let retry = match &result {
+            Ok(_) => false,
             Err(error) => {
-                let retry = job.idempotent
+                job.idempotent
                     && attempt <= shared.retry.max_retries
-                    && RetryPolicy::is_worker_fault(&error)
+                    && RetryPolicy::is_worker_fault(error)
                     && !job.cancel.is_cancelled()
-                    && !shared.closing.load(Ordering::Acquire);
-                if !retry {
-                    return JobOutput {
-                        id: job.id,
-                        result: Err(error),
-                        rows,
-                        rows_delivered: delivered,
-                        failed_attempts,
-                        attempts: attempt,
-                        worker: Some(index),
-                        waited,
-                    };
-                }
+                    && !shared.closing.load(Ordering::Acquire)
+            }
+        };
+        match result {
+            Err(error) if retry => {
                 {
                     let mut counters = shared.lock();
                     counters.retries += 1;
@@ -678,6 +659,18 @@ fn run_job(
                     rows,
                     rows_delivered: delivered,
                 });
+            }
+            result => {
+                return JobOutput {
+                    id: job.id,
+                    result,
+                    rows,
+                    rows_delivered: delivered,
+                    failed_attempts,
+                    attempts: attempt,
+                    worker: Some(index),
+                    waited,
+                };
             }
         }
     }
