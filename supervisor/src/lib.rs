@@ -21,8 +21,12 @@
 //! `watchdog` (one thread per process that owns every deadline and limit,
 //! the pool's memory budget included, reaps every child the moment it
 //! dies, kills the whole tree and wakes the request thread) and `memory`
-//! (`RssAnon` samples). `sink`, `cancel`, `config`, `policy`, `error` and
-//! `stats` are the types the caller sees.
+//! (`RssAnon` samples). `template` is the fork-server client of warm
+//! templates: one template process per distinct start-up
+//! ([`WorkerConfig::with_template`]) runs the worker's start-up step once
+//! and forks every child of `session` from its warm state. `sink`,
+//! `cancel`, `config`, `policy`, `error` and `stats` are the types the
+//! caller sees.
 //!
 //! # Examples
 //!
