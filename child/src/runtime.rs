@@ -233,12 +233,7 @@ impl ChildRuntime {
             fd: RING_FD,
             source,
         })?;
-        let control =
-            shm_proto::take_inherited(CONTROL_FD).map_err(|source| ChildError::MissingFd {
-                fd: CONTROL_FD,
-                source,
-            })?;
-        let mut control = UnixStream::from(control);
+        let mut control = inherited_control()?;
         if let Some(step) = self.startup.take()
             && let Err(message) = step()
         {
@@ -278,12 +273,7 @@ impl ChildRuntime {
     /// [`ChildRuntime::run`] returns in an exec'd one (after serving), and
     /// in the template when the supervisor closes the channel.
     fn run_template(mut self) -> Result<(), ChildError> {
-        let control =
-            shm_proto::take_inherited(CONTROL_FD).map_err(|source| ChildError::MissingFd {
-                fd: CONTROL_FD,
-                source,
-            })?;
-        let mut control = UnixStream::from(control);
+        let mut control = inherited_control()?;
         if let Some(step) = self.startup.take()
             && let Err(message) = step()
         {
@@ -503,4 +493,14 @@ fn guard_parent() -> Result<(), ChildError> {
         return Err(ChildError::Orphaned { expected });
     }
     Ok(())
+}
+
+/// The control socket the supervisor placed on [`CONTROL_FD`].
+fn inherited_control() -> Result<UnixStream, ChildError> {
+    shm_proto::take_inherited(CONTROL_FD)
+        .map(UnixStream::from)
+        .map_err(|source| ChildError::MissingFd {
+            fd: CONTROL_FD,
+            source,
+        })
 }
