@@ -58,6 +58,8 @@
 pub mod decl;
 pub mod error;
 pub mod format;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub mod reader;
 pub mod synthetic;
 mod table;
