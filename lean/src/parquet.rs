@@ -444,6 +444,10 @@ impl Builders {
 }
 
 /// Writes [`DeclRow`]s to a Parquet file (see the [module docs](self)).
+///
+/// Call [`finish`](Self::finish): a writer dropped without it leaves a file
+/// without its footer, which no Parquet reader opens. After an error the
+/// file is unusable too; drop the writer.
 pub struct DeclParquetWriter<W: Write + Send> {
     writer: ArrowWriter<Counting<W>>,
     schema: SchemaRef,
