@@ -1,8 +1,8 @@
 //! `ringworker-lean`: Lean 4 workloads for ringworker.
 //!
 //! Today: reading lean4export NDJSON exports (format 3.0.x and 3.1.x) as a
-//! stream of flat declaration rows, and writing large synthetic exports to
-//! test and benchmark that path. No Lean toolchain is needed for any of it.
+//! stream of flat declaration rows, writing them to Parquet, and writing
+//! large synthetic exports to test and benchmark that path. No Lean toolchain is needed for any of it.
 //!
 //! # Map of the crate
 //!
@@ -14,6 +14,7 @@
 //! | [`decl`] | the row: [`DeclRow`], [`DeclKind`], [`HintKind`] |
 //! | [`error`] | [`ReadError`] (every variant with its line) and [`ErrorKind`] |
 //! | [`synthetic`] | [`write_export`]: a large, valid export, deterministic by seed |
+//! | [`parquet`](mod@parquet) (feature `parquet`, default on) | [`DeclParquetWriter`](parquet::DeclParquetWriter): [`DeclRow`]s to a Parquet file, one typed column per field; [`read_decls`](parquet::read_decls) back |
 //!
 //! # Layering
 //!
@@ -25,7 +26,8 @@
 //! of declarations. `decl` is the only shape other crates need to store:
 //! flat scalars, nullable scalars and lists of strings, ready for a columnar
 //! (Parquet) writer. `synthetic` depends only on `format` and `decl` (it
-//! writes text; it does not use the reader).
+//! writes text; it does not use the reader). `parquet` depends only on `decl`
+//! (with `format`'s enums) and `error` (its error absorbs [`ReadError`]).
 //!
 //! # Example
 //!
@@ -50,14 +52,15 @@
 //! environment and streams the same [`DeclRow`]s (and proof-attempt rows)
 //! through the ring, plus the C ABI the Lean side calls to emit rows. It will
 //! be built and tested only where `lean` is on `PATH`; nothing in the default
-//! build will depend on it. The Parquet writer (arrow-rs, behind its own
-//! feature) is also planned and writes [`DeclRow`] as one column per field.
+//! build will depend on it.
 
 #![forbid(unsafe_code)]
 
 pub mod decl;
 pub mod error;
 pub mod format;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub mod reader;
 pub mod synthetic;
 mod table;
