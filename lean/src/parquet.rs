@@ -63,6 +63,11 @@ pub struct ParquetOptions {
     pub row_group_rows: usize,
     /// Zstd level (1..=22).
     pub zstd_level: i32,
+    /// Text bytes (over all string columns) after which a row group is
+    /// written before it has `row_group_rows` rows; 1 ..= 1 GiB, default
+    /// 256 MiB. Keeps memory bounded in bytes too, and every string column
+    /// of a batch far below the 2 GiB of Arrow's 32-bit offsets.
+    pub row_group_text_bytes: usize,
 }
 
 impl Default for ParquetOptions {
@@ -70,6 +75,7 @@ impl Default for ParquetOptions {
         ParquetOptions {
             row_group_rows: DEFAULT_ROW_GROUP_ROWS,
             zstd_level: 3,
+            row_group_text_bytes: 256 << 20,
         }
     }
 }
@@ -123,6 +129,19 @@ pub enum ParquetError {
     /// writer).
     #[error(transparent)]
     Export(#[from] ReadError),
+    /// One row holds more text than a row group's string column can (Arrow's
+    /// 32-bit offsets); nothing of it was written.
+    #[error(
+        "declaration {name:?} holds {bytes} bytes of text, over the {max} bytes a row may hold"
+    )]
+    RowTooLarge {
+        /// The declaration (its first 200 characters).
+        name: String,
+        /// Its text bytes over all string columns.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// The class of a [`ParquetError`], for matching without the payload.
@@ -141,6 +160,8 @@ pub enum ParquetErrorKind {
     Schema,
     /// [`ParquetError::Export`].
     Export,
+    /// [`ParquetError::RowTooLarge`].
+    RowTooLarge,
 }
 
 impl ParquetError {
@@ -148,6 +169,7 @@ impl ParquetError {
     pub fn kind(&self) -> ParquetErrorKind {
         match self {
             ParquetError::InvalidOptions { .. } => ParquetErrorKind::InvalidOptions,
+            ParquetError::RowTooLarge { .. } => ParquetErrorKind::RowTooLarge,
             ParquetError::Parquet(_) => ParquetErrorKind::Parquet,
             ParquetError::Arrow(_) => ParquetErrorKind::Arrow,
             ParquetError::Open { .. } => ParquetErrorKind::Open,
@@ -280,6 +302,28 @@ fn append_list(b: &mut StrList, items: &[String]) {
         b.values().append_value(s);
     }
     b.append(true);
+}
+
+/// The most text one row may hold (it then fills a row group alone), and
+/// the largest [`ParquetOptions::row_group_text_bytes`]: a batch holds at
+/// most twice this in one column, below the 2 GiB of Arrow's 32-bit string
+/// offsets (over them its builders panic).
+const ROW_TEXT_BYTES: usize = 1 << 30;
+
+/// Bytes of text `r` adds to the string columns.
+fn text_bytes(r: &DeclRow) -> usize {
+    let list = |items: &[String]| items.iter().map(String::len).sum::<usize>();
+    r.name.len()
+        + r.namespace.as_ref().map_or(0, String::len)
+        + r.induct.as_ref().map_or(0, String::len)
+        + list(&r.level_params)
+        + list(&r.all)
+        + list(&r.type_consts)
+        + list(&r.value_consts)
+        + list(&r.ctors)
+        + list(&r.recs)
+        // The enums' short names.
+        + 64
 }
 
 /// One Arrow builder per column, in schema order.
@@ -454,6 +498,10 @@ pub struct DeclParquetWriter<W: Write + Send> {
     builders: Builders,
     row_group_rows: usize,
     buffered: usize,
+    /// Text bytes of the buffered rows.
+    buffered_text: usize,
+    /// [`ParquetOptions::row_group_text_bytes`].
+    group_text_bytes: usize,
     rows: u64,
 }
 
@@ -473,6 +521,14 @@ impl<W: Write + Send> DeclParquetWriter<W> {
         if options.row_group_rows == 0 {
             return Err(ParquetError::InvalidOptions {
                 reason: "row_group_rows must be at least 1".into(),
+            });
+        }
+        if !(1..=ROW_TEXT_BYTES).contains(&options.row_group_text_bytes) {
+            return Err(ParquetError::InvalidOptions {
+                reason: format!(
+                    "row_group_text_bytes must be in 1..={ROW_TEXT_BYTES}, not {}",
+                    options.row_group_text_bytes
+                ),
             });
         }
         let level =
@@ -500,14 +556,30 @@ impl<W: Write + Send> DeclParquetWriter<W> {
             builders: Builders::new(),
             row_group_rows: options.row_group_rows,
             buffered: 0,
+            buffered_text: 0,
+            group_text_bytes: options.row_group_text_bytes,
             rows: 0,
         })
     }
 
-    /// Buffers `row`; writes a row group once `row_group_rows` are buffered.
+    /// Buffers `row`; writes a row group once `row_group_rows` are buffered,
+    /// or before `row` when it would take the buffered text past
+    /// `row_group_text_bytes`.
     pub fn write(&mut self, row: &DeclRow) -> Result<()> {
+        let text = text_bytes(row);
+        if text > ROW_TEXT_BYTES {
+            return Err(ParquetError::RowTooLarge {
+                name: row.name.chars().take(200).collect(),
+                bytes: text,
+                max: ROW_TEXT_BYTES,
+            });
+        }
+        if self.buffered > 0 && self.buffered_text + text > self.group_text_bytes {
+            self.flush_group()?;
+        }
         self.builders.append(row);
         self.buffered += 1;
+        self.buffered_text += text;
         self.rows += 1;
         if self.buffered >= self.row_group_rows {
             self.flush_group()?;
@@ -526,6 +598,7 @@ impl<W: Write + Send> DeclParquetWriter<W> {
         }
         let batch = self.builders.finish(&self.schema)?;
         self.buffered = 0;
+        self.buffered_text = 0;
         self.writer.write(&batch)?;
         self.writer.flush()?;
         Ok(())

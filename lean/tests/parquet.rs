@@ -214,3 +214,40 @@ fn errors_are_classified() {
     let e: ParquetError = for_each_decl(&b"{}\n"[..], |r| w.write(&r)).unwrap_err();
     assert_eq!(e.kind(), ParquetErrorKind::Export);
 }
+
+/// A row group is written early once its rows hold `row_group_text_bytes`
+/// of text, whatever `row_group_rows` says, and every row still reads back.
+#[test]
+fn row_groups_are_bounded_in_text_bytes() {
+    let rows = ExportReader::new(BufReader::new(File::open(SAMPLE).unwrap()))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect::<Vec<_>>();
+    let mut big = rows[0].clone();
+    big.type_consts = vec!["x".repeat(100_000); 3];
+    let options = ParquetOptions {
+        row_group_rows: 1_000,
+        row_group_text_bytes: 1 << 20,
+        ..ParquetOptions::default()
+    };
+    let mut w = DeclParquetWriter::new(Vec::new(), options).unwrap();
+    for _ in 0..10 {
+        w.write(&big).unwrap();
+    }
+    let (summary, bytes) = w.finish_into_inner().unwrap();
+    // 300 KB a row: three rows to a 1 MB group.
+    assert_eq!(summary.rows, 10);
+    assert_eq!(summary.row_groups, 4);
+    let back = read_decls_from(bytes).unwrap();
+    assert_eq!(back.len(), 10);
+    assert!(back.iter().all(|r| *r == big));
+    let e = DeclParquetWriter::new(
+        Vec::new(),
+        ParquetOptions {
+            row_group_text_bytes: 0,
+            ..ParquetOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ParquetErrorKind::InvalidOptions);
+}
