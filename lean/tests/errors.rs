@@ -260,7 +260,7 @@ fn out_of_order_id() {
 fn out_of_order_in_the_real_file() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/lean4export-Nat.add_succ.ndjson"
+        "/tests/data/lean4export-Nat.add_succ.ndjson"
     );
     let text = std::fs::read_to_string(path).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();

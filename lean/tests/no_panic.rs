@@ -8,7 +8,7 @@ use ringworker_lean::ExportReader;
 
 const REAL: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/data/lean4export-Nat.add_succ.ndjson"
+    "/tests/data/lean4export-Nat.add_succ.ndjson"
 );
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sample-3.1.ndjson");
 

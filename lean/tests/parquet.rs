@@ -18,11 +18,11 @@ use ringworker_lean::{
     DeclKind, DeclRow, ExportReader, SyntheticConfig, for_each_decl, write_export,
 };
 
-/// `<repo>/../shared/data/...`: the shared directory sits beside the clone
+/// A copy of `shared/data`'s real export, in the crate so a clone anywhere tests it
 /// (as in `real_export.rs`).
 const REAL: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/data/lean4export-Nat.add_succ.ndjson"
+    "/tests/data/lean4export-Nat.add_succ.ndjson"
 );
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sample-3.1.ndjson");
 

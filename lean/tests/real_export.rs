@@ -7,10 +7,10 @@ use std::io::BufReader;
 
 use ringworker_lean::{DeclKind, DeclRow, ExportReader, FormatVersion, HintKind, Safety};
 
-/// `<repo>/../shared/data/...`: the shared directory sits beside the clone.
+/// A copy of `shared/data`'s real export, in the crate so a clone anywhere tests it.
 const REAL: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/data/lean4export-Nat.add_succ.ndjson"
+    "/tests/data/lean4export-Nat.add_succ.ndjson"
 );
 
 fn read_all() -> (Vec<DeclRow>, ringworker_lean::ReaderStats, FormatVersion) {
