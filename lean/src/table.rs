@@ -85,28 +85,20 @@ impl Tables {
 
     /// Checks that `id` is the next id of `table`.
     fn next_id(line: u64, table: Table, id: Id, len: u64) -> Result<(), ReadError> {
-        if id != len {
-            if id > MAX_ID {
-                return Err(ReadError::Limit {
-                    line,
-                    table,
-                    id,
-                    limit: MAX_ID,
-                });
-            }
-            return Err(ReadError::OutOfOrderId {
-                line,
-                table,
-                id,
-                expected: len,
-            });
-        }
         if id > MAX_ID {
             return Err(ReadError::Limit {
                 line,
                 table,
                 id,
                 limit: MAX_ID,
+            });
+        }
+        if id != len {
+            return Err(ReadError::OutOfOrderId {
+                line,
+                table,
+                id,
+                expected: len,
             });
         }
         Ok(())
