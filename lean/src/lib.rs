@@ -14,6 +14,7 @@
 //! | [`decl`] | the row: [`DeclRow`], [`DeclKind`], [`HintKind`] |
 //! | [`error`] | [`ReadError`] (every variant with its line) and [`ErrorKind`] |
 //! | [`synthetic`] | [`write_export`]: a large, valid export, deterministic by seed |
+//! | [`wire`] | a row between a worker and its supervisor: part, ordinal and the [`DeclRow`] in postcard; decoding never trusts the bytes |
 //! | [`parquet`](mod@parquet) (feature `parquet`, default on) | [`DeclParquetWriter`](parquet::DeclParquetWriter): [`DeclRow`]s to a Parquet file, one typed column per field; [`read_decls`](parquet::read_decls) back |
 //!
 //! # Layering
@@ -64,9 +65,11 @@ pub mod parquet;
 pub mod reader;
 pub mod synthetic;
 mod table;
+pub mod wire;
 
 pub use decl::{DeclKind, DeclRow, HintKind};
 pub use error::{ErrorKind, ReadError, Table};
 pub use format::{FormatVersion, Hints, Meta, QuotKind, Safety};
 pub use reader::{ExportReader, ReaderStats, for_each_decl};
 pub use synthetic::{SyntheticConfig, SyntheticSummary, write_export};
+pub use wire::{WireError, WireRow};

@@ -29,6 +29,18 @@ pub struct ReaderStats {
     pub records: u64,
     /// Rows handed out (constants).
     pub rows: u64,
+    /// Constants left out by the selection ([`ExportReader::with_selection`]):
+    /// read and checked, but not walked nor handed out.
+    pub skipped: u64,
+}
+
+/// Which constants a reader hands out, by ordinal.
+struct Selection(Box<dyn FnMut(u64) -> bool + Send>);
+
+impl std::fmt::Debug for Selection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Selection(..)")
+    }
 }
 
 /// Reads a lean4export NDJSON stream (format 3.0.x or 3.1.x) declaration by
@@ -57,13 +69,21 @@ pub struct ReaderStats {
 #[derive(Debug)]
 pub struct ExportReader<R> {
     src: R,
+    /// Which constants (by ordinal) become rows; `None`: all.
+    select: Option<Selection>,
+    /// The ordinal the next constant gets: its position among all the
+    /// export's constants, from 0, whether selected or not.
+    next_ordinal: u64,
+    /// Ordinal and selection of each row the current record built, in order.
+    built: Vec<(u64, bool)>,
+    skipped: u64,
     buf: Vec<u8>,
     line: u64,
     meta: Meta,
     version: FormatVersion,
     tables: Tables,
     walker: Walker,
-    pending: VecDeque<DeclRow>,
+    pending: VecDeque<(u64, DeclRow)>,
     records: u64,
     rows: u64,
     done: bool,
@@ -104,6 +124,10 @@ impl<R: BufRead> ExportReader<R> {
         })?;
         Ok(ExportReader {
             src,
+            select: None,
+            next_ordinal: 0,
+            built: Vec::new(),
+            skipped: 0,
             buf,
             line,
             meta,
@@ -136,12 +160,24 @@ impl<R: BufRead> ExportReader<R> {
             exprs: self.tables.expr_count(),
             records: self.records,
             rows: self.rows,
+            skipped: self.skipped,
         }
     }
 
-    /// The next constant, `Ok(None)` at the end of the input (or after an
-    /// error).
-    pub fn next_decl(&mut self) -> Result<Option<DeclRow>, ReadError> {
+    /// Hands out only the constants whose ordinal (position among all the
+    /// export's constants, from 0) `select` accepts. The others are still
+    /// read and their ids checked, but their expressions are not walked, so
+    /// a slice of an export (a shard, one worker's part) costs the parse of
+    /// the whole file plus the walks of its own rows only.
+    #[must_use]
+    pub fn with_selection(mut self, select: impl FnMut(u64) -> bool + Send + 'static) -> Self {
+        self.select = Some(Selection(Box::new(select)));
+        self
+    }
+
+    /// The next selected constant with its ordinal, `Ok(None)` at the end
+    /// of the input (or after an error).
+    pub fn next_selected(&mut self) -> Result<Option<(u64, DeclRow)>, ReadError> {
         loop {
             if let Some(row) = self.pending.pop_front() {
                 self.rows += 1;
@@ -162,6 +198,12 @@ impl<R: BufRead> ExportReader<R> {
                 }
             }
         }
+    }
+
+    /// The next constant, `Ok(None)` at the end of the input (or after an
+    /// error).
+    pub fn next_decl(&mut self) -> Result<Option<DeclRow>, ReadError> {
+        Ok(self.next_selected()?.map(|(_, row)| row))
     }
 
     /// Reads one line; `false` at the end of the input.
@@ -190,6 +232,7 @@ impl<R: BufRead> ExportReader<R> {
 
     fn decl(&mut self, line: u64, decl: DeclRec) -> Result<(), ReadError> {
         let record = self.records;
+        self.built.clear();
         let mut rows = Vec::new();
         match decl {
             DeclRec::Axiom(a) => {
@@ -290,9 +333,14 @@ impl<R: BufRead> ExportReader<R> {
                 }
             }
         }
-        for mut r in rows {
-            r.record = record;
-            self.pending.push_back(r);
+        debug_assert_eq!(rows.len(), self.built.len());
+        for (mut r, &(ordinal, selected)) in rows.into_iter().zip(&self.built) {
+            if selected {
+                r.record = record;
+                self.pending.push_back((ordinal, r));
+            } else {
+                self.skipped += 1;
+            }
         }
         Ok(())
     }
@@ -330,6 +378,17 @@ impl<R: BufRead> ExportReader<R> {
     ) -> Result<DeclRow, ReadError> {
         let name = self.tables.name(line, name)?;
         let ty = self.tables.expr(line, ty)?;
+        let ordinal = self.next_ordinal;
+        self.next_ordinal += 1;
+        let selected = self
+            .select
+            .as_mut()
+            .is_none_or(|select| (select.0)(ordinal));
+        self.built.push((ordinal, selected));
+        if !selected {
+            // Ids checked above; the row is dropped unread by `decl`.
+            return Ok(DeclRow::new(String::new(), kind));
+        }
         let mut r = DeclRow::new(self.tables.name_string(name), kind);
         r.line = line;
         let pre = self.tables.name_prefix(name);
