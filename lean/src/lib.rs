@@ -70,6 +70,6 @@ pub mod wire;
 pub use decl::{DeclKind, DeclRow, HintKind};
 pub use error::{ErrorKind, ReadError, Table};
 pub use format::{FormatVersion, Hints, Meta, QuotKind, Safety};
-pub use reader::{ExportReader, ReaderStats, for_each_decl};
+pub use reader::{ExportReader, Poll, ReaderStats, for_each_decl};
 pub use synthetic::{SyntheticConfig, SyntheticSummary, write_export};
 pub use wire::{WireError, WireRow};

@@ -34,6 +34,20 @@ pub struct ReaderStats {
     pub skipped: u64,
 }
 
+/// What [`ExportReader::poll_selected`] found.
+#[derive(Debug)]
+// Returned once per row and moved at once: boxing the row would cost an
+// allocation per constant for nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Poll {
+    /// The next selected constant and its ordinal.
+    Row(u64, DeclRow),
+    /// No selected constant within the lines it was allowed to read.
+    Busy,
+    /// The end of the input.
+    End,
+}
+
 /// Which constants a reader hands out, by ordinal.
 struct Selection(Box<dyn FnMut(u64) -> bool + Send>);
 
@@ -179,18 +193,36 @@ impl<R: BufRead> ExportReader<R> {
     /// of the input (or after an error).
     pub fn next_selected(&mut self) -> Result<Option<(u64, DeclRow)>, ReadError> {
         loop {
-            if let Some(row) = self.pending.pop_front() {
+            match self.poll_selected(u64::MAX)? {
+                Poll::Row(ordinal, row) => return Ok(Some((ordinal, row))),
+                Poll::Busy => {}
+                Poll::End => return Ok(None),
+            }
+        }
+    }
+
+    /// Like [`ExportReader::next_selected`], but reads at most `max_lines`
+    /// lines before it returns [`Poll::Busy`]: a caller whose selection
+    /// leaves long stretches out can show it is alive in between.
+    pub fn poll_selected(&mut self, max_lines: u64) -> Result<Poll, ReadError> {
+        let mut lines = 0u64;
+        loop {
+            if let Some((ordinal, row)) = self.pending.pop_front() {
                 self.rows += 1;
-                return Ok(Some(row));
+                return Ok(Poll::Row(ordinal, row));
             }
             if self.done {
-                return Ok(None);
+                return Ok(Poll::End);
             }
+            if lines >= max_lines {
+                return Ok(Poll::Busy);
+            }
+            lines += 1;
             match self.step() {
                 Ok(true) => {}
                 Ok(false) => {
                     self.done = true;
-                    return Ok(None);
+                    return Ok(Poll::End);
                 }
                 Err(e) => {
                     self.done = true;

@@ -1,0 +1,83 @@
+//! `ringworker`: the command line.
+//!
+//! | command | module |
+//! | --- | --- |
+//! | `bench` | `bench`: the benchmark report (ringbench's suite plus the export and proof-mining parts) |
+//! | `run` | `run`: any worker command, one request or many over a pool, into NDJSON or Parquet |
+//! | `export-decls` | `export`: lean4export to Parquet/NDJSON through worker processes; resumable, shardable |
+//! | `doctor` | `doctor`: what a child announces and what this machine supports |
+//!
+//! Beside them: `worker` (this binary is also the built-in worker, behind
+//! the hidden `__serve`), `progress` (bar or plain lines on stderr),
+//! `interrupt` (Ctrl-C cancels jobs), `atomic` (outputs appear whole or not
+//! at all), `exit` (the documented exit statuses), `shard`, `units`.
+#![forbid(unsafe_code)]
+
+mod atomic;
+mod exit;
+mod export;
+mod interrupt;
+mod progress;
+mod shard;
+mod units;
+mod worker;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::Failure;
+use crate::units::parse_duration;
+
+/// Streams rows from supervised worker processes: benchmarks, worker
+/// commands into files, bulk Lean declaration export.
+#[derive(Debug, Parser)]
+#[command(name = "ringworker", version, about, after_help = EXIT_STATUS_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+const EXIT_STATUS_HELP: &str = "Exit status: 0 success, 1 internal error, 2 usage (bad arguments or request), \
+3 input (missing, unreadable or malformed), 4 output (not writable, or an existing export without --resume), \
+5 child (not executable, failed handshake, unknown command), 6 jobs failed, 130 interrupted (Ctrl-C).";
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Bulk declaration export from a lean4export file through worker
+    /// processes, into Parquet or NDJSON.
+    ExportDecls(export::ExportArgs),
+    /// The built-in worker (started by the other commands).
+    #[command(name = worker::SERVE, hide = true)]
+    Serve,
+}
+
+/// How a command reports: progress while it runs, the summary at the end.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    /// Print the final summary as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Progress on stderr: a bar on a terminal, plain lines otherwise (auto).
+    #[arg(long, value_enum, default_value_t = progress::Mode::Auto)]
+    pub progress: progress::Mode,
+    /// Time between plain progress lines.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub progress_interval: Duration,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result: Result<(), Failure> = match cli.command {
+        Cmd::Serve => return worker::serve(),
+        Cmd::ExportDecls(args) => export::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("ringworker: error: {failure}");
+            failure.exit_code()
+        }
+    }
+}
