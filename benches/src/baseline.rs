@@ -247,9 +247,8 @@ fn check_row(seen: &Tally, stream: u16, sequence: u64) -> Result<()> {
     Ok(())
 }
 
-/// Runs one baseline case: spawns the child, reads and parses its stdout.
-pub fn run_parent(rows: u64, spec: SizeSpec, seed: u64, variant: Variant) -> Result<Throughput> {
-    let parse = variant.parse();
+/// The producer child's arguments (parsed by `suite::ChildCmd::Baseline`).
+pub(crate) fn child_args(rows: u64, spec: SizeSpec, seed: u64, variant: Variant) -> Vec<String> {
     let mut args = vec![
         CHILD_SUBCOMMAND.to_string(),
         format!("--rows={rows}"),
@@ -259,6 +258,13 @@ pub fn run_parent(rows: u64, spec: SizeSpec, seed: u64, variant: Variant) -> Res
     if variant == Variant::Streaming {
         args.push("--flush-each".into());
     }
+    args
+}
+
+/// Runs one baseline case: spawns the child, reads and parses its stdout.
+pub fn run_parent(rows: u64, spec: SizeSpec, seed: u64, variant: Variant) -> Result<Throughput> {
+    let parse = variant.parse();
+    let args = child_args(rows, spec, seed, variant);
     let mut child = ChildProc::spawn(self_command(&args)?, "baseline producer")?;
     let result = (|| {
         let stdout = child.take_stdout()?;

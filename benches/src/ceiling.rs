@@ -71,16 +71,20 @@ fn consume(
     }
 }
 
-/// One ceiling run: `rows` rows of `spec` over `capacity` slot bytes.
-pub fn run_parent(capacity: usize, rows: u64, spec: SizeSpec, seed: u64) -> Result<Throughput> {
-    let (fd, ring) = SlotRing::create(capacity, spec.max_bytes()).context("ceiling ring")?;
-    let args = vec![
+/// The producer child's arguments (parsed by `suite::ChildCmd::Ceiling`).
+pub(crate) fn child_args(rows: u64, spec: SizeSpec, seed: u64) -> Vec<String> {
+    vec![
         CHILD_SUBCOMMAND.to_string(),
         format!("--rows={rows}"),
         format!("--size={spec}"),
         format!("--seed={seed}"),
-    ];
-    let mut cmd = self_command(&args)?;
+    ]
+}
+
+/// One ceiling run: `rows` rows of `spec` over `capacity` slot bytes.
+pub fn run_parent(capacity: usize, rows: u64, spec: SizeSpec, seed: u64) -> Result<Throughput> {
+    let (fd, ring) = SlotRing::create(capacity, spec.max_bytes()).context("ceiling ring")?;
+    let mut cmd = self_command(&child_args(rows, spec, seed))?;
     ChildFds::new()
         .map(fd.as_fd(), RING_FD)
         .die_with_parent(true)

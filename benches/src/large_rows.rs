@@ -100,42 +100,85 @@ pub fn run(capacity: usize, rows: u64, row_bytes: usize) -> Result<Throughput> {
     })
 }
 
-/// Runs both sizes `reps` times, prints the best and median GB/s of each to
-/// stderr (and one JSON line each to stdout with `json`).
-pub fn run_case(capacity: usize, quick: bool, reps: Option<usize>, json: bool) -> Result<()> {
-    let reps = reps.unwrap_or(if quick { 3 } else { 5 });
+/// Runs of the case per size: `reps`, else 3 (quick) or 5.
+pub fn reps(quick: bool, reps: Option<usize>) -> usize {
+    reps.unwrap_or(if quick { 3 } else { 5 })
+}
+
+/// The best and median GB/s of one row size.
+#[derive(Debug, Clone)]
+pub struct SizeResult {
+    /// `1MiB` or `16MiB`.
+    pub name: &'static str,
+    /// Bytes per row.
+    pub row_bytes: usize,
+    /// Rows per run.
+    pub rows: u64,
+    /// Ring capacity, bytes.
+    pub capacity: usize,
+    /// Best run, GB/s.
+    pub best_gb_per_s: f64,
+    /// Median run, GB/s.
+    pub median_gb_per_s: f64,
+}
+
+impl SizeResult {
+    /// The report line (no trailing newline).
+    pub fn line(&self) -> String {
+        format!(
+            "large rows {:>5}: {:.2} GB/s best, {:.2} GB/s median \
+             ({} rows, ring {} B, max record {} B, end to end)",
+            self.name,
+            self.best_gb_per_s,
+            self.median_gb_per_s,
+            self.rows,
+            self.capacity,
+            shm_proto::RingConfig::largest_payload_for(self.capacity)
+        )
+    }
+
+    /// The JSON object.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "case": format!("large-{}", self.name),
+            "row_bytes": self.row_bytes,
+            "rows": self.rows,
+            "capacity": self.capacity,
+            "e2e_gb_per_s_best": self.best_gb_per_s,
+            "e2e_gb_per_s_median": self.median_gb_per_s,
+        })
+    }
+}
+
+/// Runs both sizes `reps` times (see [`reps`]), calling `progress` with a
+/// message before each run, and returns the best and median GB/s of each.
+pub fn run_case(
+    capacity: usize,
+    quick: bool,
+    reps: usize,
+    progress: &mut dyn FnMut(String),
+) -> Result<Vec<SizeResult>> {
+    let mut out = Vec::with_capacity(SIZES.len());
     for (name, row_bytes, (quick_rows, full_rows)) in SIZES {
         let rows = if quick { quick_rows } else { full_rows };
         let mut gbps = Vec::with_capacity(reps);
         for rep in 0..reps {
-            eprintln!(
-                "ringbench: large rows {name} end-to-end run {}/{reps}",
+            progress(format!(
+                "large rows {name} end-to-end run {}/{reps}",
                 rep + 1
-            );
+            ));
             let t = run(capacity, rows, row_bytes).with_context(|| format!("large rows {name}"))?;
             gbps.push(t.bytes_per_s() / 1e9);
         }
         gbps.sort_by(f64::total_cmp);
-        let best = gbps[gbps.len() - 1];
-        let median = gbps[gbps.len() / 2];
-        eprintln!(
-            "large rows {name:>5}: {best:.2} GB/s best, {median:.2} GB/s median \
-             ({rows} rows, ring {capacity} B, max record {} B, end to end)",
-            shm_proto::RingConfig::largest_payload_for(capacity)
-        );
-        if json {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "case": format!("large-{name}"),
-                    "row_bytes": row_bytes,
-                    "rows": rows,
-                    "capacity": capacity,
-                    "e2e_gb_per_s_best": best,
-                    "e2e_gb_per_s_median": median,
-                })
-            );
-        }
+        out.push(SizeResult {
+            name,
+            row_bytes,
+            rows,
+            capacity,
+            best_gb_per_s: gbps[gbps.len() - 1],
+            median_gb_per_s: gbps[gbps.len() / 2],
+        });
     }
-    Ok(())
+    Ok(out)
 }

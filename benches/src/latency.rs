@@ -85,18 +85,22 @@ pub fn percentile(samples: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The sender child's arguments (parsed by `suite::ChildCmd::Wake`).
+pub(crate) fn child_args(samples: usize, gap_us: u64) -> Vec<String> {
+    vec![
+        CHILD_SUBCOMMAND.to_string(),
+        format!("--samples={samples}"),
+        format!("--gap-us={gap_us}"),
+    ]
+}
+
 /// Runs `samples` ring wake-ups and `samples` bare futex wake-ups,
 /// interleaved, with the child sleeping `gap_us` (plus up to 50% jitter)
 /// before each.
 pub fn run_wake_parent(capacity: usize, samples: usize, gap_us: u64) -> Result<WakeSamples> {
     let memory = Arc::new(RingMemory::create(&ring_config(capacity))?);
     let words = SharedWords::create()?;
-    let args = vec![
-        CHILD_SUBCOMMAND.to_string(),
-        format!("--samples={samples}"),
-        format!("--gap-us={gap_us}"),
-    ];
-    let mut cmd = self_command(&args)?;
+    let mut cmd = self_command(&child_args(samples, gap_us))?;
     ChildFds::new()
         .map(memory.fd(), RING_FD)
         .map(words.fd(), WORDS_FD)

@@ -19,6 +19,8 @@
 //! - [`pool_case`]: pool throughput with 1 and 2 workers (supervisor CPU
 //!   per row next to the children's) and the idle CPU of 8 pooled workers.
 //! - [`report`]: the table, JSON lines and targets.
+//! - [`suite`]: the whole report as a callable suite (options, progress,
+//!   the children it starts); `ringbench` prints what it returns.
 
 // No `unsafe` here: the ceiling's raw ring is `shm_proto::slot_ring`.
 #![forbid(unsafe_code)]
@@ -37,4 +39,5 @@ pub mod pool_case;
 pub mod report;
 pub mod ring_case;
 pub mod rows;
+pub mod suite;
 pub mod supervision;

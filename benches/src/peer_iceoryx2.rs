@@ -80,6 +80,27 @@ fn node() -> Result<Node<ipc::Service>> {
     )
 }
 
+/// The publisher child's arguments (parsed by `suite::ChildCmd::Iceoryx2`).
+pub(crate) fn child_args(
+    service: &str,
+    rows: u64,
+    spec: SizeSpec,
+    seed: u64,
+    packed: bool,
+) -> Vec<String> {
+    let mut args = vec![
+        CHILD_SUBCOMMAND.to_string(),
+        format!("--service={service}"),
+        format!("--rows={rows}"),
+        format!("--size={spec}"),
+        format!("--seed={seed}"),
+    ];
+    if packed {
+        args.push("--packed".into());
+    }
+    args
+}
+
 /// One run: `rows` rows of `spec`, one sample per row or hand-packed.
 pub fn run_parent(rows: u64, spec: SizeSpec, seed: u64, packed: bool) -> Result<Throughput> {
     static RUN: AtomicU64 = AtomicU64::new(0);
@@ -114,17 +135,7 @@ pub fn run_parent(rows: u64, spec: SizeSpec, seed: u64, packed: bool) -> Result<
 
     let (done_read, done_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .context("creating the done pipe")?;
-    let mut args = vec![
-        CHILD_SUBCOMMAND.to_string(),
-        format!("--service={name}"),
-        format!("--rows={rows}"),
-        format!("--size={spec}"),
-        format!("--seed={seed}"),
-    ];
-    if packed {
-        args.push("--packed".into());
-    }
-    let mut cmd = self_command(&args)?;
+    let mut cmd = self_command(&child_args(&name, rows, spec, seed, packed))?;
     ChildFds::new()
         .map(done_read.as_fd(), DONE_FD)
         .die_with_parent(true)

@@ -110,19 +110,33 @@ pub fn sizes(quick: bool) -> (usize, u64, Duration) {
     }
 }
 
-/// Runs the whole case.
-pub fn run_case(capacity: usize, quick: bool) -> Result<PoolResult> {
+/// Messages [`run_case`] passes to its `progress` (one per measurement).
+pub const STEPS: usize = 4;
+
+/// Runs the whole case, calling `progress` with a message before each of
+/// its [`STEPS`] measurements.
+pub fn run_case(
+    capacity: usize,
+    quick: bool,
+    progress: &mut dyn FnMut(String),
+) -> Result<PoolResult> {
     let (jobs, rows, window) = sizes(quick);
-    eprintln!("ringbench: pool: {jobs} CPU-bound jobs of {rows} rows, Worker::stream");
+    progress(format!(
+        "pool: {jobs} CPU-bound jobs of {rows} rows, Worker::stream"
+    ));
     let stream = stream_throughput(capacity, jobs, rows).context("Worker::stream baseline")?;
-    eprintln!("ringbench: pool: {jobs} CPU-bound jobs of {rows} rows, 1 worker");
+    progress(format!(
+        "pool: {jobs} CPU-bound jobs of {rows} rows, 1 worker"
+    ));
     let one = throughput(capacity, 1, jobs, rows).context("pool throughput, 1 worker")?;
-    eprintln!("ringbench: pool: {jobs} CPU-bound jobs of {rows} rows, 2 workers");
+    progress(format!(
+        "pool: {jobs} CPU-bound jobs of {rows} rows, 2 workers"
+    ));
     let two = throughput(capacity, 2, jobs, rows).context("pool throughput, 2 workers")?;
-    eprintln!(
-        "ringbench: pool: watchdog idle, {IDLE_WORKERS} pooled workers, {} s",
+    progress(format!(
+        "pool: watchdog idle, {IDLE_WORKERS} pooled workers, {} s",
         window.as_secs_f64()
-    );
+    ));
     let idle = idle(capacity, IDLE_WORKERS, window).context("pool idle")?;
     Ok(PoolResult {
         stream,

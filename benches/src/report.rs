@@ -212,6 +212,18 @@ pub struct Target {
     pub pass: bool,
 }
 
+impl Target {
+    /// A target `name` (what is required), with what was `measured` and
+    /// whether that meets it.
+    pub fn new(name: impl Into<String>, measured: impl Into<String>, pass: bool) -> Self {
+        Target {
+            name: name.into(),
+            measured: measured.into(),
+            pass,
+        }
+    }
+}
+
 /// Checks the targets against whatever was measured (targets whose
 /// case did not run are left out).
 pub fn targets(
@@ -474,12 +486,12 @@ pub fn supervision_table(sup: &SupervisionResult) -> String {
     s
 }
 
-/// The JSON objects for idle, wake and the summary.
+/// The JSON objects for idle, wake and supervision (the summary is
+/// [`summary_json`]).
 pub fn extra_json(
     idle_cpu_pct: Option<f64>,
     wake: Option<&LatencyResult>,
     supervision: Option<&SupervisionResult>,
-    targets: &[Target],
 ) -> Vec<Value> {
     let mut out = Vec::new();
     if let Some(pct) = idle_cpu_pct {
@@ -498,14 +510,19 @@ pub fn extra_json(
     if let Some(sup) = supervision {
         out.push(supervision_json(sup));
     }
-    out.push(json!({
+    out
+}
+
+/// The summary JSON object: every target and whether all were met (the
+/// last line of ringbench's JSON).
+pub fn summary_json(targets: &[Target]) -> Value {
+    json!({
         "case": "summary",
         "all_targets_met": targets.iter().all(|t| t.pass),
         "targets": targets.iter().map(|t| json!({
             "target": t.name, "measured": t.measured, "pass": t.pass,
         })).collect::<Vec<_>>(),
-    }));
-    out
+    })
 }
 
 /// The human-readable report.

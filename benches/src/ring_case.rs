@@ -71,10 +71,8 @@ pub fn ring_config(capacity: usize) -> RingConfig {
     RingConfig::with_capacity(capacity).with_generation(GENERATION)
 }
 
-/// Runs one case: creates the ring, spawns the producer child, consumes.
-pub fn run_parent(p: &RingParams) -> Result<Throughput> {
-    let memory = Arc::new(RingMemory::create(&ring_config(p.capacity))?);
-    p.spec.validate(memory.max_payload())?;
+/// The producer child's arguments (parsed by `suite::ChildCmd::Ring`).
+pub(crate) fn child_args(p: &RingParams) -> Vec<String> {
     let mut args = vec![
         CHILD_SUBCOMMAND.to_string(),
         format!("--rows={}", p.rows),
@@ -84,7 +82,14 @@ pub fn run_parent(p: &RingParams) -> Result<Throughput> {
     if let Some(n) = p.producer_publish_every {
         args.push(format!("--publish-every={n}"));
     }
-    let mut cmd = self_command(&args)?;
+    args
+}
+
+/// Runs one case: creates the ring, spawns the producer child, consumes.
+pub fn run_parent(p: &RingParams) -> Result<Throughput> {
+    let memory = Arc::new(RingMemory::create(&ring_config(p.capacity))?);
+    p.spec.validate(memory.max_payload())?;
+    let mut cmd = self_command(&child_args(p))?;
     ChildFds::new()
         .map(memory.fd(), RING_FD)
         .die_with_parent(true)

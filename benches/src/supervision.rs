@@ -221,12 +221,18 @@ pub fn sizes(quick: bool) -> (usize, usize, Duration) {
     }
 }
 
-/// Runs the whole case.
+/// Messages [`run_case`] passes to its `progress` (one per measurement):
+/// kill → ready in 3 modes × 2 start-ups, template memory, 2 idle windows.
+pub const STEPS: usize = 9;
+
+/// Runs the whole case, calling `progress` with a message before each of
+/// its [`STEPS`] measurements.
 pub fn run_case(
     capacity: usize,
     kills: usize,
     slow_kills: usize,
     window: Duration,
+    progress: &mut dyn FnMut(String),
 ) -> Result<SupervisionResult> {
     let mut restarts = Vec::new();
     for startup_ms in [0, SLOW_STARTUP_MS] {
@@ -237,32 +243,32 @@ pub fn run_case(
             } else {
                 kills
             };
-            eprintln!(
-                "ringbench: supervision: kill -> ready, {}, start-up {startup_ms} ms, {n} kills",
+            progress(format!(
+                "supervision: kill -> ready, {}, start-up {startup_ms} ms, {n} kills",
                 mode.name()
-            );
+            ));
             restarts.push(
                 kill_to_ready(capacity, n, mode, startup_ms)
                     .with_context(|| format!("kill -> ready, {}, {startup_ms} ms", mode.name()))?,
             );
         }
     }
-    eprintln!(
-        "ringbench: supervision: PSS of 4 workers over {TEMPLATE_STATE_MIB} MiB, forked and exec'd"
-    );
+    progress(format!(
+        "supervision: PSS of 4 workers over {TEMPLATE_STATE_MIB} MiB, forked and exec'd"
+    ));
     let memory = template_memory(capacity, TEMPLATE_STATE_MIB, 4).context("template memory")?;
     let workers = 4;
-    eprintln!(
-        "ringbench: supervision: watchdog idle, {workers} workers, {} s",
+    progress(format!(
+        "supervision: watchdog idle, {workers} workers, {} s",
         window.as_secs_f64()
-    );
+    ));
     let idle = watchdog_idle(capacity, workers, window, None).context("watchdog idle")?;
     // Far above what an idle worker holds: nothing may be killed.
     let hard = 1 << 30;
-    eprintln!(
-        "ringbench: supervision: watchdog idle with a hard RSS limit, {workers} workers, {} s",
+    progress(format!(
+        "supervision: watchdog idle with a hard RSS limit, {workers} workers, {} s",
         window.as_secs_f64()
-    );
+    ));
     let idle_hard = watchdog_idle(capacity, workers, window, Some(hard))
         .context("watchdog idle, hard RSS limit")?;
     Ok(SupervisionResult {
