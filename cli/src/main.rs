@@ -68,7 +68,10 @@ pub struct ReportArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err),
+    };
     let result: Result<(), Failure> = match cli.command {
         Cmd::Serve => return worker::serve(),
         Cmd::ExportDecls(args) => export::run(&args),
@@ -80,4 +83,30 @@ fn main() -> ExitCode {
             failure.exit_code()
         }
     }
+}
+
+/// Help and version go out as clap writes them; a usage error becomes one
+/// line on stderr and status 2.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = err.print();
+        return ExitCode::from(
+            if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                2
+            } else {
+                0
+            },
+        );
+    }
+    let text = err.render().to_string();
+    let first = text.lines().next().unwrap_or("bad arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("ringworker: error: {first} (see --help)");
+    ExitCode::from(exit::Class::Usage.status())
 }
