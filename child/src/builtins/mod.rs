@@ -1,9 +1,12 @@
 //! The commands of the `ringworker-child` binary: synthetic rows for
-//! benchmarks, echo, and a start-up step of configurable cost (warm
-//! templates) with the command that reads its state. Their request and summary types are public so
-//! supervisors can build requests and verify what they receive.
+//! benchmarks, echo, synthetic proof-candidate checking (with hangs and
+//! memory blow-ups), and a start-up step of configurable cost (warm
+//! templates) with the command that reads its state. Their request and
+//! summary types (and the proofs' row type) are public so supervisors can
+//! build requests and verify what they receive.
 
 pub mod echo;
+pub mod proofs;
 pub mod startup;
 pub mod synthetic;
 
@@ -19,5 +22,6 @@ pub fn register(worker: ChildRuntime) -> ChildRuntime {
             synthetic::run,
         )
         .command_typed::<echo::Echo>(echo::run)
+        .command_typed::<proofs::SyntheticProofs>(proofs::run)
         .command_typed::<startup::StartupStateCommand>(startup::state)
 }
