@@ -36,7 +36,8 @@ impl Registry {
             serde_json::value::to_raw_value(&summary)
                 .map_err(|e| CommandError::runtime(RuntimeCode::BadSummary, e.to_string()))
         });
-        let info = CommandInfo::new(name, description);
+        let info = CommandInfo::new(name, description)
+            .with_types(std::any::type_name::<Req>(), std::any::type_name::<Sum>());
         self.commands.retain(|(existing, _)| existing.name != name);
         self.commands.push((info, erased));
     }
@@ -59,6 +60,13 @@ impl Registry {
                 handler(request, &mut TypedRows::new(writer))
             },
         );
+        if let Some((info, _)) = self
+            .commands
+            .iter_mut()
+            .find(|(info, _)| info.name == C::NAME)
+        {
+            info.row = Some(std::any::type_name::<C::Row>().to_owned());
+        }
     }
 
     /// What the handshake announces.

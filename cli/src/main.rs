@@ -14,10 +14,13 @@
 #![forbid(unsafe_code)]
 
 mod atomic;
+mod doctor;
 mod exit;
 mod export;
 mod interrupt;
 mod progress;
+mod rows_out;
+mod run;
 mod shard;
 mod units;
 mod worker;
@@ -48,6 +51,12 @@ enum Cmd {
     /// Bulk declaration export from a lean4export file through worker
     /// processes, into Parquet or NDJSON.
     ExportDecls(export::ExportArgs),
+    /// Runs a worker command: one request, or many over a pool; rows into
+    /// NDJSON or Parquet.
+    Run(run::RunArgs),
+    /// Starts a child and shows its handshake, commands and this machine's
+    /// containment and memory-limit mechanisms.
+    Doctor(doctor::DoctorArgs),
     /// The built-in worker (started by the other commands).
     #[command(name = worker::SERVE, hide = true)]
     Serve,
@@ -75,6 +84,8 @@ fn main() -> ExitCode {
     let result: Result<(), Failure> = match cli.command {
         Cmd::Serve => return worker::serve(),
         Cmd::ExportDecls(args) => export::run(&args),
+        Cmd::Run(args) => run::run(&args),
+        Cmd::Doctor(args) => doctor::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

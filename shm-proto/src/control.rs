@@ -59,6 +59,16 @@ pub struct CommandInfo {
     pub name: String,
     /// One line for humans.
     pub description: String,
+    /// The Rust type its request decodes into (`std::any::type_name`);
+    /// empty from a child that does not say.
+    #[serde(default)]
+    pub request: String,
+    /// The Rust type of its summary; empty from a child that does not say.
+    #[serde(default)]
+    pub summary: String,
+    /// The Rust type of its rows, for typed commands (`Command::Row`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<String>,
 }
 
 impl CommandInfo {
@@ -67,7 +77,18 @@ impl CommandInfo {
         CommandInfo {
             name: name.into(),
             description: description.into(),
+            request: String::new(),
+            summary: String::new(),
+            row: None,
         }
+    }
+
+    /// Names its request and summary types.
+    #[must_use]
+    pub fn with_types(mut self, request: impl Into<String>, summary: impl Into<String>) -> Self {
+        self.request = request.into();
+        self.summary = summary.into();
+        self
     }
 }
 
