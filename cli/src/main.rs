@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod atomic;
+mod bench;
 mod doctor;
 mod exit;
 mod export;
@@ -48,6 +49,9 @@ const EXIT_STATUS_HELP: &str = "Exit status: 0 success, 1 internal error, 2 usag
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// The benchmark report: ringbench's (ring vs pipe, latency, large
+    /// rows, supervision, pool) and the export through workers.
+    Bench(bench::BenchArgs),
     /// Bulk declaration export from a lean4export file through worker
     /// processes, into Parquet or NDJSON.
     ExportDecls(export::ExportArgs),
@@ -60,6 +64,9 @@ enum Cmd {
     /// The built-in worker (started by the other commands).
     #[command(name = worker::SERVE, hide = true)]
     Serve,
+    /// The children of `bench` (this binary re-executed).
+    #[command(flatten)]
+    BenchChild(ringworker_benches::suite::ChildCmd),
 }
 
 /// How a command reports: progress while it runs, the summary at the end.
@@ -86,6 +93,13 @@ fn main() -> ExitCode {
         Cmd::ExportDecls(args) => export::run(&args),
         Cmd::Run(args) => run::run(&args),
         Cmd::Doctor(args) => doctor::run(&args),
+        Cmd::Bench(args) => bench::run(&args),
+        Cmd::BenchChild(child) => {
+            ringworker_benches::suite::run_child(child).map_err(|error| Failure {
+                class: exit::Class::Internal,
+                error,
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,6 +11,7 @@
 //! [`manifest`]) as soon as its last row is in; `--resume` skips the parts
 //! the manifest lists.
 
+pub mod bench;
 pub mod command;
 pub mod manifest;
 pub mod output;
@@ -143,8 +144,16 @@ struct Input {
     generate_seconds: Option<f64>,
 }
 
-/// Runs `export-decls`.
+/// Runs `export-decls`: the export, then its summary.
 pub fn run(args: &ExportArgs) -> Outcome {
+    let report = export(args)?;
+    print_report(&report, &args.report);
+    Ok(())
+}
+
+/// The export `export-decls` runs (progress as `args.report` says), without
+/// the summary: what [`run`] prints, and what `bench` times.
+pub fn export(args: &ExportArgs) -> Outcome<ExportReport> {
     if args.workers == 0 {
         return Err(Failure::new(Class::Usage, "--workers must be at least 1"));
     }
@@ -277,8 +286,7 @@ pub fn run(args: &ExportArgs) -> Outcome {
         ));
     }
     result?;
-    print_report(&report, &args.report);
-    Ok(())
+    Ok(report)
 }
 
 fn is_directory_output(out: &Path) -> bool {
@@ -756,7 +764,6 @@ fn print_report(report: &ExportReport, how: &ReportArgs) {
     eprintln!("{line}");
 }
 
-#[allow(dead_code)] // used by `bench` (next)
 /// The same reader and writer in this one process: the comparison point of
 /// the export's throughput target. Returns the rows written.
 pub fn export_in_process(
