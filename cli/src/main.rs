@@ -5,6 +5,7 @@
 //! | `bench` | `bench`: the benchmark report (ringbench's suite plus the export and proof-mining parts) |
 //! | `run` | `run`: any worker command, one request or many over a pool, into NDJSON or Parquet |
 //! | `export-decls` | `export`: lean4export to Parquet/NDJSON through worker processes; resumable, shardable |
+//! | `mine-proofs` | `mine`: synthetic proof candidates over a pool (`proofs`: the mining with culprit isolation), one row per candidate |
 //! | `doctor` | `doctor`: what a child announces and what this machine supports |
 //!
 //! Beside them: `worker` (this binary is also the built-in worker, behind
@@ -14,10 +15,13 @@
 #![forbid(unsafe_code)]
 
 mod atomic;
+mod bench;
 mod exit;
 mod export;
 mod interrupt;
+mod mine;
 mod progress;
+mod proofs;
 mod shard;
 mod units;
 mod worker;
@@ -48,6 +52,9 @@ enum Cmd {
     /// Bulk declaration export from a lean4export file through worker
     /// processes, into Parquet or NDJSON.
     ExportDecls(export::ExportArgs),
+    /// Synthetic proof candidates over a pool of workers, some hanging or
+    /// blowing up memory: one result or failure row per candidate, none lost.
+    MineProofs(mine::MineArgs),
     /// The built-in worker (started by the other commands).
     #[command(name = worker::SERVE, hide = true)]
     Serve,
@@ -75,6 +82,7 @@ fn main() -> ExitCode {
     let result: Result<(), Failure> = match cli.command {
         Cmd::Serve => return worker::serve(),
         Cmd::ExportDecls(args) => export::run(&args),
+        Cmd::MineProofs(args) => mine::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
