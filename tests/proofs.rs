@@ -3,29 +3,21 @@
 //! candidate as `fate` predicts it; a hang ends the request with a typed
 //! timeout or hang after exactly the rows before it; a blow-up ends it with
 //! the memory limit (or, under a kernel cap, with the command's
-//! `out_of_memory`); and the mining loop (`support/proofs_runner.rs`) over
-//! a pool of two workers loses no candidate while several of them hang and
-//! blow up.
+//! `out_of_memory`). The mining over a pool, with its culprit isolation,
+//! is the CLI's (`ringworker mine-proofs`, tested in `cli/tests/mine.rs`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use ringworker::{
-    Error, FailureCode, MemoryLimits, Pool, PoolConfig, RequestOptions, RestartReason, Worker,
-    WorkerConfig,
-};
+use ringworker::{Error, FailureCode, MemoryLimits, RequestOptions, RestartReason, Worker};
 use ringworker_child::builtins::proofs::{
     Fate, Outcome, ProofBatch, ProofResult, ProofSummary, Rates, Status, SyntheticProofs, fate,
     render,
 };
 
-#[allow(dead_code)]
-#[path = "support/proofs_runner.rs"]
-mod proofs_runner;
 #[path = "support/mod.rs"]
 mod support;
 
-use proofs_runner::{CandidateFailure, FailureReason, mine};
 use support::fixture;
 
 const MIB: u64 = 1 << 20;
@@ -285,99 +277,4 @@ fn a_blowup_under_a_kernel_cap_fails_with_out_of_memory() {
         .unwrap();
     assert_eq!(after.candidates, 2);
     assert_eq!(worker.pid(), pid, "the command's failure keeps the child");
-}
-
-/// The mining loop on a pool of two workers, with hang and blow-up rates
-/// high enough for several of each in a run of a few seconds: every
-/// candidate ends exactly once, hangs as `Hung` and blow-ups as
-/// `MemoryLimit` (each the culprit of its batch), every other candidate
-/// with its one row as `fate` predicts; nothing is lost.
-#[test]
-fn mining_on_a_pool_loses_no_candidate_through_hangs_and_blowups() {
-    let worker: WorkerConfig = fixture()
-        .with_request_timeout(Duration::from_secs(60))
-        .with_memory(
-            MemoryLimits::default()
-                .with_hard_rss(Some(128 * MIB))
-                .with_sample_interval(Duration::from_millis(50)),
-        );
-    let pool = Pool::new(PoolConfig::new(worker, 2)).unwrap();
-    let seed = 2027;
-    let n = 1500u64;
-    let template = ProofBatch::new(Vec::new())
-        .with_seed(seed)
-        .with_failure_rates(1500, 3000)
-        .with_blowup_bytes(256 * MIB);
-    let rates = template.rates();
-    let fates: Vec<Fate> = (0..n).map(|id| fate(seed, id, &rates)).collect();
-    let hangs: Vec<u64> = (0..n)
-        .filter(|&id| fates[id as usize] == Fate::Hang)
-        .collect();
-    let blowups: Vec<u64> = (0..n)
-        .filter(|&id| fates[id as usize] == Fate::BlowUp)
-        .collect();
-    assert!(
-        (2..=3).contains(&hangs.len()) && (3..=6).contains(&blowups.len()),
-        "seed {seed}: {} hangs, {} blow-ups; pick another",
-        hangs.len(),
-        blowups.len()
-    );
-
-    let mut rows: BTreeMap<u64, Vec<ProofResult>> = BTreeMap::new();
-    let mut failures: BTreeMap<u64, Vec<CandidateFailure>> = BTreeMap::new();
-    let summary = mine(
-        &pool,
-        0..n,
-        40,
-        &template,
-        Duration::from_secs(60),
-        &mut |row| rows.entry(row.id).or_default().push(row.clone()),
-        &mut |failure| failures.entry(failure.id).or_default().push(failure),
-    );
-    eprintln!(
-        "{summary:?}: {:.0} candidates/s",
-        summary.candidates_per_sec()
-    );
-
-    assert_eq!(summary.candidates, n);
-    assert_eq!(summary.lost, 0);
-    assert_eq!(summary.results + summary.failed(), n);
-    for id in 0..n {
-        let got_rows = rows.get(&id).map_or(0, Vec::len);
-        let got_failures = failures.get(&id).map_or(&[][..], Vec::as_slice);
-        match fates[id as usize] {
-            Fate::Hang | Fate::BlowUp => {
-                let expected = if fates[id as usize] == Fate::Hang {
-                    FailureReason::Hung
-                } else {
-                    FailureReason::MemoryLimit
-                };
-                assert_eq!(got_rows, 0, "candidate {id}");
-                assert_eq!(got_failures.len(), 1, "candidate {id}: {got_failures:?}");
-                assert_eq!(got_failures[0].reason, expected, "{:?}", got_failures[0]);
-                assert!(got_failures[0].culprit);
-            }
-            Fate::Result(outcome) => {
-                assert!(got_failures.is_empty(), "candidate {id}: {got_failures:?}");
-                assert_eq!(got_rows, 1, "candidate {id}");
-                check_outcome(seed, id, &outcome, &rows[&id][0]);
-            }
-            other => panic!("unexpected fate {other:?}"),
-        }
-    }
-    assert_eq!(
-        summary.failures,
-        BTreeMap::from([
-            (FailureReason::Hung, hangs.len() as u64),
-            (FailureReason::MemoryLimit, blowups.len() as u64),
-        ])
-    );
-    assert_eq!(summary.restarts, (hangs.len() + blowups.len()) as u64);
-    assert_eq!(summary.retried, 0);
-    let stats = pool.stats();
-    let restarts = |reason| stats.total.restarts.get(&reason).copied().unwrap_or(0);
-    assert_eq!(restarts(RestartReason::Hung), hangs.len() as u64);
-    assert_eq!(restarts(RestartReason::MemoryLimit), blowups.len() as u64);
-    let statuses: u64 = summary.statuses.values().sum();
-    assert_eq!(statuses, summary.results);
 }

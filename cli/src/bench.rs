@@ -108,11 +108,12 @@ pub const EXTRA_PARTS: &[ExtraPart] = &[
         steps: export::bench::steps,
         run: export::bench::bench_part,
     },
-    // HOOK: the proof-mining part. Once `crate::proofs::bench_part` (a
-    // `PartFn`) exists, this entry adds `proofs` to `--cases`, the default
-    // run, the progress bar, the table, the JSON and the summary:
-    // ExtraPart { name: "proofs", about: "proof mining",
-    //     steps: |_quick| 1, run: crate::proofs::bench_part },
+    ExtraPart {
+        name: "proofs",
+        about: "proof mining: synthetic candidates over 2 workers, some hanging or blowing up memory",
+        steps: |_quick| 2,
+        run: crate::proofs::bench_part,
+    },
 ];
 
 /// What `--cases` selects.
@@ -457,7 +458,7 @@ mod tests {
     fn cases_are_split_between_the_suite_and_the_extra_parts() {
         let s = select(&parse(&["--quick"]).suite).unwrap();
         assert!(s.suite.as_ref().unwrap().cases.is_none());
-        assert_eq!(names(&s).1, ["export"]);
+        assert_eq!(names(&s).1, ["export", "proofs"]);
         let s = select(&parse(&["--cases", "idle,export,pool"]).suite).unwrap();
         assert_eq!(
             names(&s),

@@ -5,6 +5,7 @@
 //! | `bench` | `bench`: the benchmark report (ringbench's suite plus the export and proof-mining parts) |
 //! | `run` | `run`: any worker command, one request or many over a pool, into NDJSON or Parquet |
 //! | `export-decls` | `export`: lean4export to Parquet/NDJSON through worker processes; resumable, shardable |
+//! | `mine-proofs` | `mine`: synthetic proof candidates over a pool (`proofs`: the mining with culprit isolation), one row per candidate |
 //! | `doctor` | `doctor`: what a child announces and what this machine supports |
 //!
 //! Beside them: `worker` (this binary is also the built-in worker, behind
@@ -19,7 +20,9 @@ mod doctor;
 mod exit;
 mod export;
 mod interrupt;
+mod mine;
 mod progress;
+mod proofs;
 mod rows_out;
 mod run;
 mod shard;
@@ -61,6 +64,9 @@ enum Cmd {
     /// Starts a child and shows its handshake, commands and this machine's
     /// containment and memory-limit mechanisms.
     Doctor(doctor::DoctorArgs),
+    /// Synthetic proof candidates over a pool of workers, some hanging or
+    /// blowing up memory: one result or failure row per candidate, none lost.
+    MineProofs(mine::MineArgs),
     /// The built-in worker (started by the other commands).
     #[command(name = worker::SERVE, hide = true)]
     Serve,
@@ -100,6 +106,7 @@ fn main() -> ExitCode {
                 error,
             })
         }
+        Cmd::MineProofs(args) => mine::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
