@@ -107,10 +107,12 @@ fn run(
 #[test]
 fn the_c_loop_sees_the_cancel_through_check_cancelled() {
     // A paced loop (64 rows per millisecond at most) that checks every 64
-    // rows: it never gets a ring's worth ahead of the supervisor, so the
-    // check is what sees the cancel.
-    let mut worker =
-        Worker::spawn(probe_config().with_cancel_grace(Duration::from_secs(30))).unwrap();
+    // rows: it would need the supervisor to lag by most of a second to get
+    // a 4 MiB ring's worth ahead, so the check is what sees the cancel.
+    let config = probe_config()
+        .with_ring(4 << 20, support::MAX_RECORD)
+        .with_cancel_grace(Duration::from_secs(30));
+    let mut worker = Worker::spawn(config).unwrap();
     let pid = worker.pid();
     let request = UntilCancelled {
         row_len: 64,
