@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use ringworker::{Error, ErrorKind, RequestOptions, TemplateClass, Worker, WorkerConfig};
 use ringworker_child::builtins::startup::{
-    ENV_STARTUP_COUNTER, ENV_STARTUP_FAIL_IF, ENV_STARTUP_MIB, ENV_STARTUP_MS, ENV_STARTUP_THREAD,
+    ENV_FORK_GUARD_REFUSE_IF, ENV_STARTUP_COUNTER, ENV_STARTUP_FAIL_IF, ENV_STARTUP_MIB,
+    ENV_STARTUP_MS, ENV_STARTUP_THREAD, ENV_WORKER_START_COUNTER, ENV_WORKER_START_FAIL_IF,
     StartupState, expected_checksum,
 };
 use ringworker_testkit::faults::{Fault, FaultRequest, FaultSummary};
@@ -299,6 +300,157 @@ fn a_multi_threaded_template_is_refused() {
     assert_eq!(err.kind(), ErrorKind::Startup);
     // The refused template went with the worker.
     assert!(wait_until(Duration::from_secs(5), || procfs::children().is_empty()));
+}
+
+/// `ChildRuntime::worker_start` runs once in every worker process: in each
+/// forked worker after the fork, in an exec'd worker after the start-up
+/// step; never in the template (whose memory every fork would inherit: a
+/// forked worker would then report the template's pid).
+#[test]
+fn the_worker_start_hook_runs_once_per_worker_and_never_in_the_template() {
+    let _serial = serial();
+    let started = scratch("wstart-startup");
+    let counter = scratch("wstart");
+    let config = templated("wstart", 0, 1)
+        .with_env(ENV_STARTUP_COUNTER, &started)
+        .with_env(ENV_WORKER_START_COUNTER, &counter);
+    let mut first = Worker::spawn(config.clone()).unwrap();
+    let template = first.template_pid().unwrap();
+    let one = first.pid().unwrap();
+    let seen = state(&mut first);
+    assert_eq!(seen.startup_pid, Some(template));
+    assert_eq!(seen.worker_start_pid, Some(one), "ran in the worker itself");
+    let mut second = Worker::spawn(config).unwrap();
+    assert_eq!(second.template_pid(), Some(template), "one template");
+    let two = second.pid().unwrap();
+    assert_eq!(state(&mut second).worker_start_pid, Some(two));
+    // A restart is a fork: the hook runs in the new worker too.
+    sigkill(one);
+    assert!(wait_until(Duration::from_secs(5), || !first.is_alive()));
+    first.ensure_ready().unwrap();
+    let three = first.pid().unwrap();
+    assert_eq!(state(&mut first).worker_start_pid, Some(three));
+    assert_eq!(counter_lines(&counter), vec![one, two, three]);
+    assert!(!counter_lines(&counter).contains(&template));
+    assert_eq!(counter_lines(&started), vec![template], "start-up ran once");
+    assert_usable(&mut first);
+    drop((first, second));
+
+    // Exec'd: once, in the worker, which also ran the start-up step.
+    let counter_exec = scratch("wstart-exec");
+    let started_exec = scratch("wstart-exec-startup");
+    let mut exec = Worker::spawn(
+        fixture()
+            .with_env(ENV_STARTUP_COUNTER, &started_exec)
+            .with_env(ENV_WORKER_START_COUNTER, &counter_exec),
+    )
+    .unwrap();
+    assert_eq!(exec.template_pid(), None);
+    let pid = exec.pid().unwrap();
+    let seen = state(&mut exec);
+    assert_eq!(seen.startup_pid, Some(pid));
+    assert_eq!(seen.worker_start_pid, Some(pid));
+    assert_eq!(counter_lines(&counter_exec), vec![pid]);
+    assert_eq!(counter_lines(&started_exec), vec![pid]);
+    // Without the hook declared, nothing reports one.
+    drop(exec);
+    let mut plain = Worker::spawn(templated("wstart-none", 0, 1)).unwrap();
+    assert_eq!(state(&mut plain).worker_start_pid, None);
+    for path in [started, counter, counter_exec, started_exec] {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// A fork guard that allows forks changes nothing; one that refuses makes
+/// the start fail with `Error::Template { class: ForkGuard }` naming its
+/// reason, the template stays (no respawn), and forks work again once the
+/// guard allows them.
+#[test]
+fn a_refusing_fork_guard_fails_the_start_with_its_reason() {
+    let _serial = serial();
+    let refuse = scratch("guard");
+    let config = templated("guard", 0, 1).with_env(ENV_FORK_GUARD_REFUSE_IF, &refuse);
+    // Allowing: an ordinary templated worker.
+    let mut worker = Worker::spawn(config.clone()).unwrap();
+    let template = worker.template_pid().unwrap();
+    assert_eq!(state(&mut worker).startup_pid, Some(template));
+    assert_usable(&mut worker);
+
+    std::fs::write(&refuse, b"").unwrap();
+    let check = |err: &Error| {
+        match err {
+            Error::Template {
+                class: TemplateClass::ForkGuard,
+                reason,
+                ..
+            } => assert!(
+                reason.contains(&*refuse.to_string_lossy()) && reason.contains("exists"),
+                "{reason}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(err.kind(), ErrorKind::Startup);
+        assert!(
+            err.to_string().contains("fork guard"),
+            "the message names the guard: {err}"
+        );
+    };
+    let err = Worker::spawn(config.clone()).unwrap_err();
+    check(&err);
+    sigkill(worker.pid().unwrap());
+    assert!(wait_until(Duration::from_secs(5), || !worker.is_alive()));
+    let err = worker.ensure_ready().unwrap_err();
+    check(&err);
+    assert!(procfs::alive(template), "the refusing template stays");
+    assert_eq!(worker.template_pid(), Some(template));
+
+    std::fs::remove_file(&refuse).unwrap();
+    worker.ensure_ready().unwrap();
+    assert_eq!(state(&mut worker).startup_pid, Some(template));
+    assert_usable(&mut worker);
+    let stats = worker.stats();
+    assert_eq!(stats.template_respawns, 0, "{stats:?}");
+    assert_eq!(stats.template_forks, 2, "{stats:?}");
+}
+
+/// A worker-start step that fails is a failed start-up of that worker: the
+/// same `Error::Handshake` (kind `Startup`) as an exec'd worker whose
+/// start-up step failed, exec'd or forked; a template stays and forks
+/// again once the step succeeds.
+#[test]
+fn a_failing_worker_start_fails_the_start_like_a_start_up_failure() {
+    let _serial = serial();
+    let fail = scratch("wstart-fail");
+    std::fs::write(&fail, b"").unwrap();
+    let startup = Worker::spawn(fixture().with_env(ENV_STARTUP_FAIL_IF, &fail)).unwrap_err();
+    assert!(matches!(startup, Error::Handshake { .. }), "{startup:?}");
+    let check = |err: &Error| {
+        match err {
+            Error::Handshake { reason, .. } => assert!(
+                reason.contains("worker start failed") && reason.contains("exists"),
+                "{reason}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(err.kind(), startup.kind());
+    };
+    let exec = Worker::spawn(fixture().with_env(ENV_WORKER_START_FAIL_IF, &fail)).unwrap_err();
+    check(&exec);
+
+    std::fs::remove_file(&fail).unwrap();
+    let config = templated("wstart-fail", 0, 1).with_env(ENV_WORKER_START_FAIL_IF, &fail);
+    let mut worker = Worker::spawn(config).unwrap();
+    let template = worker.template_pid().unwrap();
+    std::fs::write(&fail, b"").unwrap();
+    sigkill(worker.pid().unwrap());
+    assert!(wait_until(Duration::from_secs(5), || !worker.is_alive()));
+    check(&worker.ensure_ready().unwrap_err());
+    assert!(procfs::alive(template));
+    std::fs::remove_file(&fail).unwrap();
+    worker.ensure_ready().unwrap();
+    assert_eq!(state(&mut worker).startup_pid, Some(template));
+    assert_eq!(worker.stats().template_respawns, 0);
+    assert_usable(&mut worker);
 }
 
 #[test]

@@ -30,6 +30,14 @@ pub enum ChildError {
         /// Its error.
         message: String,
     },
+    /// The per-worker start-up step
+    /// ([`ChildRuntime::worker_start`](crate::ChildRuntime::worker_start))
+    /// failed.
+    #[error("worker start failed: {message}")]
+    WorkerStart {
+        /// Its error.
+        message: String,
+    },
     /// The parent died before the worker could register for its death signal.
     #[error("parent process {expected} is gone")]
     Orphaned {
@@ -47,7 +55,7 @@ impl ChildError {
             ChildError::Ring(err) => err.kind(),
             ChildError::Control(err) => err.kind(),
             ChildError::Orphaned { .. } => ErrorKind::Closed,
-            ChildError::Startup { .. } => ErrorKind::Usage,
+            ChildError::Startup { .. } | ChildError::WorkerStart { .. } => ErrorKind::Usage,
         }
     }
 }

@@ -53,13 +53,23 @@ impl Registry {
         ) -> Result<C::Summary, CommandError>
         + 'static,
     ) {
-        self.add(
-            C::NAME,
-            C::DESCRIPTION,
-            move |request: C::Request, writer: &mut RowWriter<'_>| {
-                handler(request, &mut TypedRows::new(writer))
-            },
-        );
+        self.add_typed_raw::<C>(move |request: C::Request, writer: &mut RowWriter<'_>| {
+            handler(request, &mut TypedRows::new(writer))
+        });
+    }
+
+    /// Registers `handler` as the implementation of command `C` whose rows
+    /// are written as bytes through the plain [`RowWriter`]: for rows
+    /// serialized elsewhere (by foreign code, such as a Lean worker's), which
+    /// must be the JSON of `C::Row` for `Worker::run_typed::<C>` to decode
+    /// them. Name, request, row and summary types are announced as for
+    /// [`Registry::add_typed`].
+    pub fn add_typed_raw<C: Command>(
+        &mut self,
+        handler: impl FnMut(C::Request, &mut RowWriter<'_>) -> Result<C::Summary, CommandError>
+        + 'static,
+    ) {
+        self.add(C::NAME, C::DESCRIPTION, handler);
         if let Some((info, _)) = self
             .commands
             .iter_mut()

@@ -41,10 +41,17 @@ pub struct ChildRuntime {
     handshake: Handshake,
     /// The shared start-up step ([`ChildRuntime::startup`]).
     startup: Option<StartupStep>,
+    /// The per-worker start-up step ([`ChildRuntime::worker_start`]).
+    worker_start: Option<StartupStep>,
+    /// The template's check before each fork ([`ChildRuntime::fork_guard`]).
+    fork_guard: Option<ForkGuard>,
 }
 
 /// A start-up step, its error turned into a message.
 type StartupStep = Box<dyn FnOnce() -> Result<(), String>>;
+
+/// A fork guard: `Err` says why forking now would not be sound.
+type ForkGuard = Box<dyn Fn() -> Result<(), String>>;
 
 /// Test hooks for the handshake (see [`ChildRuntime::dribble_hello`] and
 /// [`ChildRuntime::deaf_after_hello`]).
@@ -70,6 +77,8 @@ impl ChildRuntime {
             announced_max_row_bytes: None,
             handshake: Handshake::Normal,
             startup: None,
+            worker_start: None,
+            fork_guard: None,
         }
     }
 
@@ -86,8 +95,12 @@ impl ChildRuntime {
     ///
     /// - **one thread**: the step must not start threads, or must join them
     ///   before it returns (a Lean task manager, a thread pool, a tokio
-    ///   runtime). A template with more than one thread refuses to fork; the
-    ///   supervisor gets a typed `Error::Template` (`MultiThreaded`).
+    ///   runtime); start them in [`ChildRuntime::worker_start`], which runs
+    ///   in each worker after the fork. A template with more than one thread
+    ///   refuses to fork; the supervisor gets a typed `Error::Template`
+    ///   (`MultiThreaded`). Conditions a thread count cannot see (a runtime's
+    ///   "started" flag, pending work) belong in a
+    ///   [`ChildRuntime::fork_guard`].
     /// - **no fds it expects to own**: every fd open in the template is
     ///   inherited by every worker (only the template's control socket is
     ///   closed and fd 1 / 2 replaced). Files it reads must be read and
@@ -110,6 +123,42 @@ impl ChildRuntime {
         E: std::fmt::Display,
     {
         self.startup = Some(Box::new(move || step().map_err(|e| e.to_string())));
+        self
+    }
+
+    /// Declares a step that runs once in every worker process before its
+    /// handshake: in an exec'd worker after the [`ChildRuntime::startup`]
+    /// step, in a worker forked from a template right after the fork (never
+    /// in the template itself). For what must exist once per worker and
+    /// cannot cross a fork: threads (a Lean task manager, a thread pool),
+    /// per-process identity, seeds.
+    ///
+    /// A failure is reported like a failed start-up: the supervisor gets
+    /// the message in a failed handshake (`Error::Handshake`, a failed start
+    /// that counts toward its restart cap), and [`ChildRuntime::run`]
+    /// returns [`ChildError::WorkerStart`].
+    pub fn worker_start<F, E>(mut self, step: F) -> Self
+    where
+        F: FnOnce() -> Result<(), E> + 'static,
+        E: std::fmt::Display,
+    {
+        self.worker_start = Some(Box::new(move || step().map_err(|e| e.to_string())));
+        self
+    }
+
+    /// Declares a check the template runs before every fork, before its own
+    /// thread count: `Err(reason)` when forking now would not be sound (the
+    /// start-up step left state a copy of the process cannot use, such as a
+    /// started task manager whose threads the child would lack). A refusal
+    /// forks nothing; the supervisor gets `Error::Template` of class
+    /// `ForkGuard` whose reason is `reason`, and the template stays,
+    /// answering each fork request anew (a later check may allow it).
+    /// Without a template (an exec'd worker) the check never runs.
+    pub fn fork_guard<F>(mut self, check: F) -> Self
+    where
+        F: Fn() -> Result<(), String> + 'static,
+    {
+        self.fork_guard = Some(Box::new(check));
         self
     }
 
@@ -184,6 +233,18 @@ impl ChildRuntime {
         self
     }
 
+    /// Registers the handler of command `C` whose rows are written as bytes
+    /// (see [`Registry::add_typed_raw`]): the contract is announced as for
+    /// [`ChildRuntime::command_typed`], and the rows must be `C::Row`'s JSON.
+    pub fn command_typed_raw<C: Command>(
+        mut self,
+        handler: impl FnMut(C::Request, &mut RowWriter<'_>) -> Result<C::Summary, CommandError>
+        + 'static,
+    ) -> Self {
+        self.registry.add_typed_raw::<C>(handler);
+        self
+    }
+
     /// Runs as a child of a ringworker supervisor: guards against outliving
     /// the parent, takes over the inherited ring and control fds, sends the
     /// handshake and serves requests until the supervisor says shutdown or
@@ -243,10 +304,26 @@ impl ChildRuntime {
             let _ = control::write_frame(&mut control, &fatal);
             return Err(ChildError::Startup { message });
         }
+        self.start_worker(&mut control)?;
         let generation = std::env::var(ENV_GENERATION)
             .ok()
             .and_then(|g| g.parse().ok());
         self.attach_and_serve(ring, control, generation)
+    }
+
+    /// Runs the [`ChildRuntime::worker_start`] step, if any; a failure is
+    /// sent to the supervisor as the handshake's fatal error.
+    fn start_worker(&mut self, control: &mut UnixStream) -> Result<(), ChildError> {
+        if let Some(step) = self.worker_start.take()
+            && let Err(message) = step()
+        {
+            let fatal = ChildFrame::Fatal {
+                message: format!("worker start failed: {message}"),
+            };
+            let _ = control::write_frame(control, &fatal);
+            return Err(ChildError::WorkerStart { message });
+        }
+        Ok(())
     }
 
     fn attach_and_serve(
@@ -293,6 +370,20 @@ impl ChildRuntime {
             else {
                 return Ok(());
             };
+            // The backend's own conditions first: its reason says more than
+            // a thread count would (a started task manager is also threads).
+            if let Some(guard) = &self.fork_guard
+                && let Err(reason) = guard()
+            {
+                drop(fds);
+                let refused = TemplateFrame::Refused {
+                    threads: 0,
+                    reason,
+                    guard: true,
+                };
+                control::write_frame(&mut control, &refused)?;
+                continue;
+            }
             // Nothing buffered may be written twice (once by each process).
             let _ = std::io::stdout().flush();
             let _ = std::io::stderr().flush();
@@ -310,11 +401,9 @@ impl ChildRuntime {
                 }
                 Ok(Forked::Worker { ring, control }) => {
                     self.max_row_bytes = request.max_row_bytes;
-                    return self.attach_and_serve(
-                        ring,
-                        UnixStream::from(control),
-                        Some(request.generation),
-                    );
+                    let mut control = UnixStream::from(control);
+                    self.start_worker(&mut control)?;
+                    return self.attach_and_serve(ring, control, Some(request.generation));
                 }
                 Err((error, back)) => {
                     control = UnixStream::from(back);
@@ -325,6 +414,7 @@ impl ChildRuntime {
                     TemplateFrame::Refused {
                         threads,
                         reason: error.to_string(),
+                        guard: false,
                     }
                 }
             };

@@ -7,7 +7,7 @@
 //! | 2 | usage | bad arguments, unknown command, malformed request JSON |
 //! | 3 | input | missing or unreadable input, malformed export |
 //! | 4 | output | output not writable, an existing export without `--resume` |
-//! | 5 | child | the child is not executable, fails its handshake, lacks the command |
+//! | 5 | child | the child is not executable, fails its handshake, lacks the command, or is a Lean worker built without the Lean runtime (`lean-runtime-missing`) |
 //! | 6 | jobs | jobs failed (more than `--max-failed-jobs`) |
 //! | 130 | interrupted | Ctrl-C (SIGINT) or SIGTERM: jobs cancelled, workers reaped, no partial output |
 

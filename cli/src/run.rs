@@ -16,8 +16,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use ringworker::{
-    Error, Job, JobOptions, MemoryLimits, Pool, PoolConfig, RequestOptions, RetryPolicy, Row,
-    Worker, WorkerConfig, WorkerStats,
+    Error, FailureCode, Job, JobOptions, MemoryLimits, Pool, PoolConfig, RequestOptions,
+    RetryPolicy, Row, Worker, WorkerConfig, WorkerStats,
 };
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -278,6 +278,12 @@ fn load_requests(args: &RunArgs) -> Outcome<Vec<Box<RawValue>>> {
 fn error_class(error: &Error) -> Class {
     match error {
         Error::UnknownCommand { .. } => Class::Child,
+        // A Lean worker built without the Lean runtime lists its commands
+        // but cannot serve them: the child's fault, like a missing command.
+        Error::Worker {
+            code: FailureCode::Command(code),
+            ..
+        } if code == ringworker_lean_host::RUNTIME_MISSING => Class::Child,
         e => match Class::of(e) {
             Class::Jobs | Class::Internal => Class::Jobs,
             c => c,

@@ -135,7 +135,18 @@ pub enum TemplateFrame {
         threads: u64,
         /// Why.
         reason: String,
+        /// The worker program's own fork guard refused (its start-up state
+        /// cannot be forked now; `reason` is the guard's), not the thread
+        /// count or the kernel. Absent from (and defaulted for) templates
+        /// before the guard: an older supervisor sees a refusal with 0
+        /// threads, a fork failure with the guard's reason.
+        #[serde(default, skip_serializing_if = "is_false")]
+        guard: bool,
     },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The fds of one forked worker, received by the template.
@@ -447,4 +458,32 @@ fn become_worker(
         return Err(io::Error::from_raw_os_error(libc::ESRCH));
     }
     options.apply()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TemplateFrame;
+
+    #[test]
+    fn a_refusal_without_the_guard_is_the_frame_older_supervisors_read() {
+        let threads = TemplateFrame::Refused {
+            threads: 3,
+            reason: "r".into(),
+            guard: false,
+        };
+        let json = serde_json::to_string(&threads).unwrap();
+        assert_eq!(json, r#"{"frame":"refused","threads":3,"reason":"r"}"#);
+        assert_eq!(
+            serde_json::from_str::<TemplateFrame>(&json).unwrap(),
+            threads
+        );
+        let guard = TemplateFrame::Refused {
+            threads: 0,
+            reason: "task manager started".into(),
+            guard: true,
+        };
+        let json = serde_json::to_string(&guard).unwrap();
+        assert!(json.contains(r#""guard":true"#), "{json}");
+        assert_eq!(serde_json::from_str::<TemplateFrame>(&json).unwrap(), guard);
+    }
 }

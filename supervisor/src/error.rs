@@ -338,6 +338,12 @@ pub enum TemplateClass {
         /// Threads it counted.
         threads: u64,
     },
+    /// The worker program's fork guard (`ChildRuntime::fork_guard` in
+    /// `ringworker-child`) refused: its start-up state cannot be forked now
+    /// (for a Lean worker: the task manager was started, a task is
+    /// pending); the reason is the guard's. The template stays, answering
+    /// each fork anew.
+    ForkGuard,
     /// The fork itself failed in the template (the kernel refused).
     ForkFailed,
     /// The template exited before it was ready or while forking.
@@ -353,6 +359,7 @@ impl std::fmt::Display for TemplateClass {
             TemplateClass::MultiThreaded { threads } => {
                 write!(f, "multi-threaded: {threads} threads")
             }
+            TemplateClass::ForkGuard => write!(f, "refused by the worker's fork guard"),
             TemplateClass::ForkFailed => write!(f, "fork failed"),
             TemplateClass::Exited => write!(f, "exited"),
             TemplateClass::Protocol => write!(f, "protocol"),

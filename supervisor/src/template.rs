@@ -179,8 +179,14 @@ impl Template {
             };
             match reply {
                 Ok(TemplateFrame::Forked { pid }) => return Ok(Forked { pid, respawned }),
-                Ok(TemplateFrame::Refused { threads, reason }) => {
-                    let class = if threads > 1 {
+                Ok(TemplateFrame::Refused {
+                    threads,
+                    reason,
+                    guard,
+                }) => {
+                    let class = if guard {
+                        TemplateClass::ForkGuard
+                    } else if threads > 1 {
                         TemplateClass::MultiThreaded { threads }
                     } else {
                         TemplateClass::ForkFailed

@@ -12,7 +12,16 @@
 //! - [`ENV_STARTUP_COUNTER`]: a path; the step appends its pid there, once
 //!   per run of the step.
 //!
-//! Without any of them no start-up step is declared.
+//! Without any of them no start-up step is declared. Independently, for
+//! the per-worker hooks:
+//!
+//! - [`ENV_WORKER_START_COUNTER`]: a path; a
+//!   [`ChildRuntime::worker_start`](crate::ChildRuntime::worker_start) step
+//!   appends its pid there (and `startup_state` reports it).
+//! - [`ENV_WORKER_START_FAIL_IF`]: a path; that step fails while it exists.
+//! - [`ENV_FORK_GUARD_REFUSE_IF`]: a path; a
+//!   [`ChildRuntime::fork_guard`](crate::ChildRuntime::fork_guard) refuses
+//!   every fork while it exists, naming it.
 
 use std::io::Write;
 use std::sync::OnceLock;
@@ -32,6 +41,12 @@ pub const ENV_STARTUP_THREAD: &str = "RINGWORKER_STARTUP_THREAD";
 pub const ENV_STARTUP_FAIL_IF: &str = "RINGWORKER_STARTUP_FAIL_IF";
 /// A path the start-up step appends its pid to.
 pub const ENV_STARTUP_COUNTER: &str = "RINGWORKER_STARTUP_COUNTER";
+/// A path the worker-start step appends its pid to.
+pub const ENV_WORKER_START_COUNTER: &str = "RINGWORKER_WORKER_START_COUNTER";
+/// A path: the worker-start step fails while it exists.
+pub const ENV_WORKER_START_FAIL_IF: &str = "RINGWORKER_WORKER_START_FAIL_IF";
+/// A path: the fork guard refuses while it exists.
+pub const ENV_FORK_GUARD_REFUSE_IF: &str = "RINGWORKER_FORK_GUARD_REFUSE_IF";
 
 struct State {
     pid: u32,
@@ -40,8 +55,56 @@ struct State {
 
 static STATE: OnceLock<State> = OnceLock::new();
 
-/// Declares the start-up step the environment asks for, if any.
+/// The pid of the process that ran the worker-start step.
+static WORKER_START: OnceLock<u32> = OnceLock::new();
+
+/// Declares the start-up step, worker-start step and fork guard the
+/// environment asks for, if any.
 pub fn apply(worker: ChildRuntime) -> ChildRuntime {
+    let worker = apply_startup(worker);
+    let set = |k| std::env::var_os(k).is_some();
+    let worker = if set(ENV_WORKER_START_COUNTER) || set(ENV_WORKER_START_FAIL_IF) {
+        worker.worker_start(worker_start)
+    } else {
+        worker
+    };
+    match std::env::var_os(ENV_FORK_GUARD_REFUSE_IF) {
+        Some(path) => worker.fork_guard(move || {
+            if std::path::Path::new(&path).exists() {
+                Err(format!("{} exists", path.to_string_lossy()))
+            } else {
+                Ok(())
+            }
+        }),
+        None => worker,
+    }
+}
+
+/// The worker-start step: fails while [`ENV_WORKER_START_FAIL_IF`] exists,
+/// else appends this pid to [`ENV_WORKER_START_COUNTER`] and remembers it.
+pub fn worker_start() -> Result<(), String> {
+    if let Some(path) = std::env::var_os(ENV_WORKER_START_FAIL_IF)
+        && std::path::Path::new(&path).exists()
+    {
+        return Err(format!("{} exists", path.to_string_lossy()));
+    }
+    if let Some(path) = std::env::var_os(ENV_WORKER_START_COUNTER) {
+        append_pid(&path)?;
+    }
+    let _ = WORKER_START.set(std::process::id());
+    Ok(())
+}
+
+fn append_pid(path: &std::ffi::OsStr) -> Result<(), String> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    writeln!(file, "{}", std::process::id()).map_err(|e| e.to_string())
+}
+
+fn apply_startup(worker: ChildRuntime) -> ChildRuntime {
     let any = [
         ENV_STARTUP_MS,
         ENV_STARTUP_MIB,
@@ -69,12 +132,7 @@ pub fn run() -> Result<(), String> {
         return Err(format!("{} exists", path.to_string_lossy()));
     }
     if let Some(path) = std::env::var_os(ENV_STARTUP_COUNTER) {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| e.to_string())?;
-        writeln!(file, "{}", std::process::id()).map_err(|e| e.to_string())?;
+        append_pid(&path)?;
     }
     let ms = env_u64(ENV_STARTUP_MS);
     if ms > 0 {
@@ -137,6 +195,10 @@ pub struct StartupState {
     pub mib: u64,
     /// Wrapping sum of the state's little-endian u64 words.
     pub checksum: u64,
+    /// Pid of the process that ran the worker-start step, if it ran (it is
+    /// never the template's: the step runs after the fork).
+    #[serde(default)]
+    pub worker_start_pid: Option<u32>,
 }
 
 /// Runs `startup_state`.
@@ -156,5 +218,6 @@ pub fn state(_: (), _: &mut TypedRows<'_, '_, ()>) -> Result<StartupState, Comma
         pid: std::process::id(),
         mib,
         checksum,
+        worker_start_pid: WORKER_START.get().copied(),
     })
 }
