@@ -132,10 +132,11 @@ pub(crate) fn install<'a, R>(
     f: impl FnOnce() -> R,
 ) -> R {
     let lent: NonNull<dyn Emit + 'a> = NonNull::from(emitter);
-    // SAFETY: only the trait object's lifetime bound changes (the fat
-    // pointer's layout is the same). The pointer is dereferenced only
-    // through `with_emitter` while `STATE` holds it, and `_restore` takes
-    // it out of `STATE` before this function returns, within `'a`.
+    // Only the trait object's lifetime bound changes (the fat pointer's
+    // layout is the same). The pointer is dereferenced only through
+    // `with_emitter` while `STATE` holds it, and `_restore` takes it out of
+    // `STATE` before this function returns, within `'a`.
+    // SAFETY: same layout; the pointer is used only while `'a` lasts (above).
     let lent: NonNull<dyn Emit + 'static> = unsafe { std::mem::transmute(lent) };
     let installed = Installed {
         emitter: lent,
@@ -172,11 +173,12 @@ pub(crate) fn with_emitter(f: impl FnOnce(&mut dyn Emit, u16) -> Result<(), Stat
     };
     STATE.set(State::Busy);
     let result = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: `Ready` holds a pointer lent by `install` whose guard has
-        // not run (it would have replaced `Ready`), so the writer is alive
-        // and its `&mut` borrow is held by `install`. No other `&mut` from
-        // it exists: the state is `Busy` until this one's last use below,
-        // and it is thread-local.
+        // `Ready` holds a pointer lent by `install` whose guard has not run
+        // (it would have replaced `Ready`), so the writer is alive and its
+        // `&mut` borrow is held by `install`. No other `&mut` from it
+        // exists: the state is `Busy` until this one's last use below, and
+        // it is thread-local.
+        // SAFETY: the writer is alive and this is its only `&mut` (above).
         let emitter = unsafe { &mut *installed.emitter.as_ptr() };
         f(emitter, installed.max_stream)
     }));

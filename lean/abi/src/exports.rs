@@ -72,8 +72,9 @@ pub unsafe extern "C" fn ringworker_emit_row(stream: u32, data: *const u8, len: 
             if len > out.max_row() {
                 return Err(Status::RowTooLarge);
             }
-            // SAFETY: the caller's contract: `data` is null (then `len` is 0)
-            // or points to `len` bytes unchanged during this call.
+            // The caller's contract: `data` is null (then `len` is 0) or
+            // points to `len` bytes unchanged during this call.
+            // SAFETY: `data`/`len` as the caller's contract states (above).
             let row = unsafe { object::bytes_at(data, len) }?;
             write_row(out, stream, row)
         })
@@ -171,8 +172,9 @@ pub unsafe extern "C" fn ringworker_emit_diagnostic(
     boundary(|| {
         with_emitter(|out, _| {
             let level = parse_level(level)?;
-            // SAFETY: the caller's contract: `text` is null (then `len` is 0)
-            // or points to `len` bytes unchanged during this call.
+            // The caller's contract: `text` is null (then `len` is 0) or
+            // points to `len` bytes unchanged during this call.
+            // SAFETY: `text`/`len` as the caller's contract states (above).
             let message = unsafe { object::text_at(text, len) }?;
             out.diagnostic(level, message)
                 .map_err(|err| Status::from_command_error(&err))
@@ -209,9 +211,9 @@ mod tests {
     /// Every exported function once, with arguments that would be refused
     /// inside a request (null pointers, bad level, unknown stream).
     fn call_all_with_bad_arguments() -> [u32; ALL_OUTSIDE] {
-        // SAFETY: null pointers with non-zero lengths and a scalar
-        // object are what the functions reject before reading; outside a
-        // request they look at nothing.
+        // Null pointers with non-zero lengths and a scalar object are what
+        // the functions reject before reading.
+        // SAFETY: outside a request the functions read none of the arguments.
         unsafe {
             [
                 ringworker_emit_row(u32::MAX, std::ptr::null(), 5),
