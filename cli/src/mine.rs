@@ -49,7 +49,7 @@ use crate::atomic::AtomicFile;
 use crate::exit::{Class, ClassExt, Failure, Outcome};
 use crate::export::output::Format;
 use crate::interrupt::Interrupt;
-use crate::progress::{Progress, human_bytes, human_count};
+use crate::progress::{Progress, counted, human_bytes, human_count};
 use crate::proofs::{self, CandidateFailure, MiningSummary, Plan};
 use crate::shard::Shard;
 use crate::units::{parse_duration, parse_size};
@@ -253,11 +253,11 @@ fn print_report(args: &MineArgs, shard: Shard, summary: &MiningSummary) {
         return;
     }
     let mut line = format!(
-        "mine-proofs: {} candidates in {:.2} s: {} candidates/s on {} workers; results {} ({}); failures {} ({}); lost {}; restarts {}",
+        "mine-proofs: {} candidates in {:.2} s: {} candidates/s on {}; results {} ({}); failures {} ({}); lost {}; restarts {}",
         summary.candidates,
         summary.elapsed.as_secs_f64(),
         human_count(summary.candidates_per_sec() as u64),
-        args.workers,
+        counted(args.workers, "worker"),
         summary.results,
         summary.statuses_text(),
         summary.failed(),

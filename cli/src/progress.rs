@@ -185,6 +185,15 @@ fn plain_lines(
     }
 }
 
+/// `n` and a noun that takes an "s" in the plural: `1 worker`, `2 workers`.
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// `1234567` as `1.23M`.
 pub fn human_count(n: u64) -> String {
     match n {

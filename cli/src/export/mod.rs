@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use crate::exit::{Class, ClassExt, Failure, Outcome};
 use crate::interrupt::Interrupt;
-use crate::progress::{Progress, human_bytes, human_count};
+use crate::progress::{Progress, counted, human_bytes, human_count};
 use crate::shard::Shard;
 use crate::units::{parse_duration, parse_size};
 use crate::{ReportArgs, worker};
@@ -738,7 +738,7 @@ fn print_report(report: &ExportReport, how: &ReportArgs) {
         return;
     }
     let mut line = format!(
-        "export-decls: {} declarations ({} in the output) from {} ({}) into {} in {:.2} s: {} decls/s, {:.1} MB/s input; {} workers",
+        "export-decls: {} declarations ({} in the output) from {} ({}) into {} in {:.2} s: {} decls/s, {:.1} MB/s input; {}",
         report.declarations,
         report.total_declarations,
         report.input,
@@ -747,7 +747,7 @@ fn print_report(report: &ExportReport, how: &ReportArgs) {
         report.seconds,
         human_count(report.decls_per_s as u64),
         report.input_mb_per_s,
-        report.workers,
+        counted(report.workers, "worker"),
     );
     if report.partitioned {
         line += &format!(
