@@ -46,14 +46,18 @@
 //! # Ok::<(), ringworker_lean::ReadError>(())
 //! ```
 //!
-//! # Planned: the `runtime` feature
+//! # Lean in the worker: the sibling crates
 //!
-//! A later issue adds a non-default `runtime` feature: a ringworker child
-//! command that hosts the Lean runtime (through `lean-sys`), imports an
-//! environment and streams the same [`DeclRow`]s (and proof-attempt rows)
-//! through the ring, plus the C ABI the Lean side calls to emit rows. It will
-//! be built and tested only where `lean` is on `PATH`; nothing in the default
-//! build will depend on it.
+//! This crate never links Lean. Hosting the Lean runtime in a worker is
+//! split so that everything but the Lean-linked layer builds and is tested
+//! without a toolchain: `ringworker-lean-abi` (`lean/abi/`, the C ABI Lean
+//! code calls to emit rows, tested from C), `ringworker-lean-host`
+//! (`lean/host/`, the `decls` and `attempt-proofs` commands, which stream
+//! this crate's [`DeclRow`]s so both workloads feed the same Parquet
+//! writer) and `ringworker-lean-runtime` (`lean/runtime/`, its own
+//! workspace; feature `runtime` links Lean through `lean-sys`). The last
+//! one's crate docs list what was verified without Lean and the command
+//! that runs the Lean tests where a toolchain is installed.
 
 #![forbid(unsafe_code)]
 

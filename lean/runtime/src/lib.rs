@@ -41,7 +41,7 @@
 //! without Lean. `default-members` cannot prevent it: it only picks what
 //! runs when neither `-p` nor `--workspace` is given. As its own workspace,
 //! nothing at the root can enable the feature, and the crate is built with
-//! `cargo ... --manifest-path lean/runtime/Cargo.toml` (as `.ci/run` does).
+//! `cargo ... --manifest-path lean/runtime/Cargo.toml` (as `.ci/lean-runtime` does).
 //!
 //! # Linking: one Lean runtime
 //!
@@ -62,10 +62,12 @@
 //!
 //! | what | here (no Lean toolchain) | only where `lean` and `lake` are on PATH |
 //! | --- | --- | --- |
+//! | the C ABI the Lean side calls (`ringworker-lean-abi`), from a C program compiled with `cc`, inside real workers, bad arguments included | `lean/abi/tests/` (root `cargo test`) | |
+//! | the Lean worker without Lean (`ringworker-lean-host`): commands, row decoding, template hooks, core dumps off, `lean-runtime-missing` | `lean/host/tests/` (root `cargo test`) | |
 //! | argument parsing and its typed errors (`config`) | unit tests | |
 //! | process set-up: variable names and values, the check that they are set, core dumps off | unit tests | |
 //! | the worker binary without the feature: handshake, `decls` fails with `lean-runtime-missing` | `tests/no_runtime.rs` | |
-//! | `runtime.rs`/`backend.rs` type-check against lean-sys 0.0.9's real declarations | `cargo clippy --features runtime` with a stand-in `lean` (`.ci/run`) | |
+//! | `runtime.rs`/`backend.rs` type-check against lean-sys 0.0.9's real declarations | `cargo clippy --features runtime` with a stand-in `lean` (`.ci/lean-runtime`, run by `.ci/run`) | |
 //! | linking and running the runtime layer | | `tests/runtime.rs` |
 //! | the Lake package (`lean/lake/`: Lean code and C shim) compiles | never compiled here | `lake build` |
 //! | `decls` of `Init` through the worker, rows to Parquet and back, `Nat.add_succ`/`Nat` checked | | `tests/runtime.rs` |
