@@ -2,29 +2,17 @@
 //! processes, the real lean4export file, and what a consumer reads back.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ringworker_lean::parquet::read_decls;
 use ringworker_lean::{DeclKind, DeclRow};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ringworker");
+mod support;
+use support::{BIN, ringworker, stderr};
 
 fn real_export() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../lean/tests/data/lean4export-Nat.add_succ.ndjson")
-}
-
-fn ringworker(args: &[&str], cwd: &Path) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ringworker")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn by_name(rows: &[DeclRow], name: &str) -> DeclRow {

@@ -10,10 +10,11 @@
 //! fresh, as after `cargo test --workspace`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ringworker");
+mod support;
+use support::{BIN, ringworker, stderr};
 
 /// The `ringworker-lean-worker` binary next to `ringworker`, built fresh.
 fn lean_worker() -> &'static Path {
@@ -56,21 +57,10 @@ fn lean_worker() -> &'static Path {
     })
 }
 
-fn ringworker(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ringworker")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 #[test]
 fn run_fails_with_the_child_status_and_names_lean_runtime_missing() {
     let child = lean_worker().to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
     for command in ["decls", "attempt-proofs"] {
         let request = match command {
             "decls" => r#"{"shard_index":0,"shard_count":1}"#,
@@ -78,7 +68,10 @@ fn run_fails_with_the_child_status_and_names_lean_runtime_missing() {
                 r#"{"candidates":[{"id":1,"goal":"True","proof":"trivial"}],"max_heartbeats":200,"timeout_ms":1000}"#
             }
         };
-        let out = ringworker(&["run", "--child", child, command, "--request", request]);
+        let out = ringworker(
+            &["run", "--child", child, command, "--request", request],
+            dir.path(),
+        );
         assert_eq!(out.status.code(), Some(5), "{command}: {}", stderr(&out));
         let err = stderr(&out);
         assert_eq!(err.lines().count(), 1, "one line: {err}");
@@ -94,12 +87,16 @@ fn run_fails_with_the_child_status_and_names_lean_runtime_missing() {
 
 #[test]
 fn doctor_lists_the_lean_commands() {
-    let out = ringworker(&[
-        "doctor",
-        "--child",
-        lean_worker().to_str().unwrap(),
-        "--json",
-    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = ringworker(
+        &[
+            "doctor",
+            "--child",
+            lean_worker().to_str().unwrap(),
+            "--json",
+        ],
+        dir.path(),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let text = report.to_string();

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use arrow_array::Array;
@@ -14,20 +14,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use ringworker_child::builtins::proofs::{Fate, ProofBatch, Status, fate, render};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ringworker");
-
-fn ringworker(args: &[&str], cwd: &Path) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ringworker")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+mod support;
+use support::{BIN, ringworker, stderr};
 
 /// The names in `dir`.
 fn listing(dir: &Path) -> Vec<String> {

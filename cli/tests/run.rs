@@ -2,22 +2,10 @@
 //! the built-in worker and the `ringworker-child` binary.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ringworker");
-
-fn ringworker(args: &[&str], cwd: &Path) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ringworker")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+mod support;
+use support::{BIN, ringworker, stderr};
 
 #[test]
 fn one_request_streams_json_rows_to_stdout() {
