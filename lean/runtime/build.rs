@@ -46,6 +46,10 @@ fn main() {
         ),
     };
     println!("cargo:rustc-link-arg=-Wl,-rpath,{prefix}/lib/lean");
+    // Lean's `findSysroot` (the import's search path) runs `lean
+    // --print-prefix` unless `LEAN_SYSROOT` is set: the worker sets it to this
+    // toolchain's prefix, so it runs where `lean` is not on PATH.
+    println!("cargo:rustc-env=RINGWORKER_LEAN_PREFIX={prefix}");
     for symbol in ABI_SYMBOLS {
         println!("cargo:rustc-link-arg-bins=-Wl,-u,{symbol}");
         println!("cargo:rustc-link-arg-bins=-Wl,--export-dynamic-symbol={symbol}");

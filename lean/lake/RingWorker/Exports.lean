@@ -30,17 +30,20 @@ def parseImports (text : String) : IO (Array Import) := do
     throw <| IO.userError "no module to import"
   return out
 
-/-- Sets the `.olean` search path (the toolchain's own, `LEAN_PATH`, then
-`searchPath`: `:`-separated directories), and imports `imports`. Runs the
-imported modules' `initialize` declarations, as the `lean` frontend does. Does
-not start the task manager; without one, tasks the import creates run at
-once on this thread. -/
+/-- Sets the `.olean` search path (`searchPath`, `:`-separated directories,
+first, then `LEAN_PATH`, then the toolchain's own), and imports `imports`
+with their environment extensions loaded (`loadExts`: without it every
+extension keeps its initial state, and `attempt-proofs` would elaborate with
+no notation, instances or simp set of the imports). Runs the imported
+modules' `initialize` declarations, as the `lean` frontend does. Does not
+start the task manager; without one, tasks the import creates run at once on
+this thread. -/
 @[export ringworker_lean_import]
 def importEnvironment (imports searchPath : String) : IO Environment := unsafe do
   let extra : System.SearchPath := if searchPath.isEmpty then [] else System.SearchPath.parse searchPath
   initSearchPath (← findSysroot) extra
   enableInitializersExecution
-  importModules (← parseImports imports) {}
+  importModules (← parseImports imports) {} (loadExts := true)
 
 /-- `decls` of shard `(shardIndex, shardCount)`; the summary JSON. -/
 @[export ringworker_lean_decls]

@@ -102,7 +102,12 @@
 //!
 //! The Lean side (`lean/lake/`) has not been compiled here: no Lean
 //! toolchain exists on this machine. It was written against the Lean
-//! v4.23.0 API.
+//! v4.23.0 API, and its names and signatures (and every `lean_sys` item
+//! `runtime.rs` uses) were reviewed against Lean's sources of that period.
+//! Later toolchains changed the IO calling convention (lean4 PR #10625, no
+//! world argument), which `runtime.rs`, the shim and `lean-sys` 0.0.9
+//! assume: the pin is exact. `lean/lake/README.md` lists what to check on
+//! the first build with Lean.
 #![deny(unsafe_code)]
 
 pub mod config;

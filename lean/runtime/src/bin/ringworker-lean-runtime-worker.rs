@@ -21,7 +21,8 @@ use ringworker_lean_runtime::{WORKER_NAME, WORKER_VERSION, WorkerArgs, process_s
 fn main() -> ExitCode {
     // Single-threaded from here to `serve`: nothing below spawns a thread
     // before the loop ends.
-    for (name, value) in process_setup::missing() {
+    let settings = process_setup::missing().into_iter().chain(lean_sysroot());
+    for (name, value) in settings {
         // SAFETY: `set_var` is unsafe because another thread might read the
         // environment at the same time; this is the first code of `main`,
         // the Rust runtime starts no thread of its own, and none has been
@@ -55,6 +56,22 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `LEAN_SYSROOT` for Lean's `findSysroot` (which otherwise runs `lean
+/// --print-prefix`): the prefix of the toolchain this worker was linked
+/// against, unless the caller set one.
+#[cfg(feature = "runtime")]
+fn lean_sysroot() -> Option<(&'static str, &'static str)> {
+    std::env::var_os("LEAN_SYSROOT")
+        .is_none()
+        .then_some(("LEAN_SYSROOT", env!("RINGWORKER_LEAN_PREFIX")))
+}
+
+/// Without the runtime nothing reads `LEAN_SYSROOT`.
+#[cfg(not(feature = "runtime"))]
+fn lean_sysroot() -> Option<(&'static str, &'static str)> {
+    None
 }
 
 #[cfg(feature = "runtime")]
