@@ -6,7 +6,9 @@
 //! an `fsync`. Dropped without a commit (an error, Ctrl-C), it removes the
 //! temporary file: nothing half-written is ever left under the output
 //! name. A supervisor killed with SIGKILL can leave the temporary file
-//! (`.NAME.tmp-PID`); [`remove_stale`] clears those of a directory.
+//! (`.NAME.tmp-PID`); [`remove_stale`] clears those of the names a run
+//! owns, and only those: other runs (the shards of an array job) may be
+//! writing into the same directory at the same time.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -104,20 +106,34 @@ pub fn write_all(dest: &Path, bytes: &[u8]) -> io::Result<()> {
     file.commit()
 }
 
-/// Removes the temporary files an earlier, killed run left in `dir`.
-/// Returns how many it removed.
-pub fn remove_stale(dir: &Path) -> io::Result<usize> {
+/// Removes the temporary files an earlier, killed run left in `dir` for the
+/// destination names `owned` accepts. Returns how many it removed.
+///
+/// A temporary file of a name the caller does not own may belong to a run
+/// that is writing right now (another shard into the same directory, on
+/// this machine or another one sharing the file system), so it stays.
+pub fn remove_stale(dir: &Path, owned: impl Fn(&str) -> bool) -> io::Result<usize> {
     let mut removed = 0;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') && name.contains(TEMP_MARK) && entry.file_type()?.is_file() {
+        let Some(dest) = temp_destination(&name.to_string_lossy()) else {
+            continue;
+        };
+        if owned(&dest) && entry.file_type()?.is_file() {
             std::fs::remove_file(entry.path())?;
             removed += 1;
         }
     }
     Ok(removed)
+}
+
+/// The destination name of a temporary name `.NAME.tmp-PID`, or `None` if
+/// `temp` is not one.
+fn temp_destination(temp: &str) -> Option<String> {
+    let (dest, pid) = temp.strip_prefix('.')?.rsplit_once(TEMP_MARK)?;
+    let is_pid = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+    (is_pid && !dest.is_empty()).then(|| dest.to_owned())
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
@@ -155,12 +171,43 @@ mod tests {
     }
 
     #[test]
-    fn stale_temporaries_are_removed() {
+    fn stale_temporaries_of_owned_names_are_removed_others_stay() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(".part-00001.parquet.tmp-123"), b"x").unwrap();
-        std::fs::write(dir.path().join("part-00000.parquet"), b"y").unwrap();
-        assert_eq!(remove_stale(dir.path()).unwrap(), 1);
-        assert!(dir.path().join("part-00000.parquet").exists());
+        for name in [
+            ".part-00001.parquet.tmp-123",
+            ".other-00001.parquet.tmp-77",
+            ".part-00002.parquet.tmp-",
+            ".part-00003.parquet.tmp-12x",
+            "part-00000.parquet",
+        ] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let removed = remove_stale(dir.path(), |dest| dest.starts_with("part-")).unwrap();
+        assert_eq!(removed, 1);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".other-00001.parquet.tmp-77",
+                ".part-00002.parquet.tmp-",
+                ".part-00003.parquet.tmp-12x",
+                "part-00000.parquet"
+            ]
+        );
+    }
+
+    #[test]
+    fn temporary_names_parse_back_to_their_destination() {
+        assert_eq!(
+            temp_destination(".a.tmp-1.parquet.tmp-42").as_deref(),
+            Some("a.tmp-1.parquet")
+        );
+        assert_eq!(temp_destination("a.parquet.tmp-42"), None);
+        assert_eq!(temp_destination("..tmp-42"), None);
     }
 
     #[test]

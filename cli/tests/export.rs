@@ -253,6 +253,67 @@ fn shards_together_hold_exactly_the_rows_of_one_run() {
     );
 }
 
+/// Shards of an array job run at the same time into one directory (the
+/// README's Slurm example): a shard that starts while another is writing a
+/// part must leave that part's temporary file alone.
+#[test]
+fn shards_running_at_once_share_one_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("ds")).unwrap();
+    let common = [
+        "export-decls",
+        "--synthetic",
+        "60000",
+        "--seed",
+        "7",
+        "--rows-per-file",
+        "3000",
+        "--out",
+        "ds/",
+        "--progress",
+        "off",
+    ];
+    let mut first = Command::new(BIN)
+        .args(common)
+        .args(["--shard", "0/2"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until shard 0 is writing a part under its temporary name.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let writing = std::fs::read_dir(dir.path().join("ds"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(".part-s0000of0002-") && name.contains(".tmp-")
+            });
+        if writing {
+            break;
+        }
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "shard 0 ended before a part was in progress"
+        );
+        assert!(Instant::now() < deadline, "shard 0 never wrote a part");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut args = common.to_vec();
+    args.extend(["--shard", "1/2"]);
+    let second = ringworker(&args, dir.path());
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "shard 0: {}", stderr(&first));
+    assert!(second.status.success(), "shard 1: {}", stderr(&second));
+    let rows = read_dataset(&dir.path().join("ds"));
+    assert_eq!(rows.len(), 60000);
+    let names: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names.len(), 60000, "every declaration once");
+}
+
 /// The manifest's count of complete parts, if it is readable yet.
 fn parts_done(dir: &Path) -> usize {
     std::fs::read(dir.join("_manifest.json"))

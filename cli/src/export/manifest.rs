@@ -152,6 +152,29 @@ impl Manifest {
     }
 }
 
+/// Whether the file name `name` in an output directory is one that a run
+/// of `shard` writes: its manifest or one of its parts. Parts of other
+/// shards and files that are not ringworker's are not.
+pub fn owned_by(shard: Shard, name: &str) -> bool {
+    if Manifest::path(Path::new(""), shard).as_os_str() == name {
+        return true;
+    }
+    let Some(rest) = name.strip_prefix("part-") else {
+        return false;
+    };
+    let rest = if shard.is_whole() {
+        rest
+    } else {
+        match rest.strip_prefix(&format!("s{:04}of{:04}-", shard.index, shard.count)) {
+            Some(rest) => rest,
+            None => return false,
+        }
+    };
+    // The part number: at least five digits, then the format's extension.
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    digits >= 5 && rest[digits..].starts_with('.')
+}
+
 /// The file name of part `part` of `shard` in `format` (`parquet` or
 /// `ndjson`): `part-00007.parquet`, or `part-s0003of0008-00007.parquet` in
 /// a sharded run so all shards can share one directory.
@@ -169,6 +192,24 @@ pub fn part_file(shard: Shard, part: u64, format: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shard_owns_its_parts_and_manifest_only() {
+        let s1 = Shard { index: 1, count: 4 };
+        assert!(owned_by(s1, "part-s0001of0004-00007.parquet"));
+        assert!(owned_by(s1, &part_file(s1, 123_456, "ndjson")));
+        assert!(owned_by(s1, "_manifest-shard-0001-of-0004.json"));
+        assert!(!owned_by(s1, "part-s0002of0004-00007.parquet"));
+        assert!(!owned_by(s1, "_manifest-shard-0002-of-0004.json"));
+        assert!(!owned_by(s1, "part-00007.parquet"));
+        assert!(!owned_by(s1, "_manifest.json"));
+        let whole = Shard::WHOLE;
+        assert!(owned_by(whole, "part-00007.parquet"));
+        assert!(owned_by(whole, "_manifest.json"));
+        assert!(!owned_by(whole, "part-s0001of0004-00007.parquet"));
+        assert!(!owned_by(whole, "part-7.parquet"));
+        assert!(!owned_by(whole, "notes.txt"));
+    }
 
     #[test]
     fn saves_and_loads() {

@@ -573,7 +573,7 @@ fn export_partitioned(
         }
         None => Manifest::new(key),
     };
-    crate::atomic::remove_stale(dir)
+    crate::atomic::remove_stale(dir, |name| manifest::owned_by(shard, name))
         .class_with(Class::Output, || format!("cleaning {}", dir.display()))?;
     report.parts_resumed = manifest.parts.len() as u64;
     if manifest.complete {
