@@ -11,7 +11,8 @@
 //! Beside them: `worker` (this binary is also the built-in worker, behind
 //! the hidden `__serve`), `progress` (bar or plain lines on stderr),
 //! `interrupt` (Ctrl-C cancels jobs), `atomic` (outputs appear whole or not
-//! at all), `exit` (the documented exit statuses), `shard`, `units`.
+//! at all), `scratch` (temporary inputs, swept when a SIGKILLed run left
+//! them), `exit` (the documented exit statuses), `shard`, `units`.
 #![forbid(unsafe_code)]
 
 mod atomic;
@@ -25,6 +26,7 @@ mod progress;
 mod proofs;
 mod rows_out;
 mod run;
+mod scratch;
 mod shard;
 mod units;
 mod worker;

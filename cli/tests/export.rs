@@ -314,6 +314,74 @@ fn shards_running_at_once_share_one_directory() {
     assert_eq!(names.len(), 60000, "every declaration once");
 }
 
+/// A supervisor killed with SIGKILL while it generates its `--synthetic`
+/// input cannot remove that file; the next run that needs scratch space
+/// does, and removes its own when it ends.
+#[test]
+fn the_scratch_input_of_a_killed_run_is_swept_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let scratch = |tmp: &Path| -> Vec<String> {
+        std::fs::read_dir(tmp)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("ringworker-"))
+            .collect()
+    };
+    let mut killed = Command::new(BIN)
+        .args([
+            "export-decls",
+            "--synthetic",
+            "5000000",
+            "--out",
+            "big.parquet",
+            "--progress",
+            "off",
+        ])
+        .env("TMPDIR", &tmp)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mine = format!("ringworker-synthetic-pid{}-", killed.id());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !scratch(&tmp).iter().any(|n| n.starts_with(&mine)) {
+        assert!(
+            killed.try_wait().unwrap().is_none(),
+            "ended before its input existed"
+        );
+        assert!(Instant::now() < deadline, "no scratch input appeared");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    assert_eq!(scratch(&tmp).len(), 1, "SIGKILL leaves the input");
+    let out = Command::new(BIN)
+        .args([
+            "export-decls",
+            "--synthetic",
+            "100",
+            "--out",
+            "small.ndjson",
+            "--progress",
+            "off",
+        ])
+        .env("TMPDIR", &tmp)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        scratch(&tmp),
+        Vec::<String>::new(),
+        "swept, and its own removed"
+    );
+}
+
 /// The manifest's count of complete parts, if it is readable yet.
 fn parts_done(dir: &Path) -> usize {
     std::fs::read(dir.join("_manifest.json"))

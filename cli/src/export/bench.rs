@@ -135,10 +135,7 @@ impl ExportBench {
 /// [`steps`]) as it starts.
 pub fn bench_part(quick: bool, progress: &mut dyn FnMut(&str)) -> Result<BenchPart> {
     let (decls, runs) = sizes(quick);
-    let dir = tempfile::Builder::new()
-        .prefix("ringworker-bench-export-")
-        .tempdir()
-        .context("creating a temporary directory")?;
+    let dir = crate::scratch::dir("bench-export").context("creating a temporary directory")?;
     remove_on_interrupt(dir.path());
     let input = dir.path().join("input.ndjson");
     progress(&format!(

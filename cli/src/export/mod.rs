@@ -296,10 +296,7 @@ fn is_directory_output(out: &Path) -> bool {
 fn resolve_input(args: &ExportArgs) -> Outcome<Input> {
     if let Some(n) = args.synthetic {
         let started = Instant::now();
-        let temp = tempfile::Builder::new()
-            .prefix("ringworker-synthetic-")
-            .suffix(".ndjson")
-            .tempfile()
+        let temp = crate::scratch::file("synthetic", ".ndjson")
             .class(Class::Output)
             .map_err(|f| Failure::new(f.class, format!("cannot create a temporary file: {}", f)))?;
         let (file, path) = temp.into_parts();
@@ -318,10 +315,7 @@ fn resolve_input(args: &ExportArgs) -> Outcome<Input> {
         .as_ref()
         .expect("clap requires INPUT without --synthetic");
     if input.as_os_str() == "-" {
-        let temp = tempfile::Builder::new()
-            .prefix("ringworker-stdin-")
-            .suffix(".ndjson")
-            .tempfile()
+        let temp = crate::scratch::file("stdin", ".ndjson")
             .class_with(Class::Output, || "cannot create a temporary file for stdin")?;
         let (file, path) = temp.into_parts();
         let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
