@@ -9,7 +9,7 @@ use ringworker_lean::parquet::read_decls;
 use ringworker_lean::{DeclKind, DeclRow};
 
 mod support;
-use support::{BIN, ringworker, stderr};
+use support::{BIN, background, ringworker, stderr};
 
 fn real_export() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../lean/tests/data/lean4export-Nat.add_succ.ndjson")
@@ -273,13 +273,8 @@ fn shards_running_at_once_share_one_directory() {
         "--progress",
         "off",
     ];
-    let mut first = Command::new(BIN)
-        .args(common)
+    let mut first = background(common, dir.path())
         .args(["--shard", "0/2"])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     // Wait until shard 0 is writing a part under its temporary name.
@@ -329,8 +324,8 @@ fn the_scratch_input_of_a_killed_run_is_swept_by_the_next() {
             .filter(|n| n.starts_with("ringworker-"))
             .collect()
     };
-    let mut killed = Command::new(BIN)
-        .args([
+    let mut killed = background(
+        [
             "export-decls",
             "--synthetic",
             "5000000",
@@ -338,14 +333,13 @@ fn the_scratch_input_of_a_killed_run_is_swept_by_the_next() {
             "big.parquet",
             "--progress",
             "off",
-        ])
-        .env("TMPDIR", &tmp)
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+        dir.path(),
+    )
+    .env("TMPDIR", &tmp)
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
     let mine = format!("ringworker-synthetic-pid{}-", killed.id());
     let deadline = Instant::now() + Duration::from_secs(60);
     while !scratch(&tmp).iter().any(|n| n.starts_with(&mine)) {
@@ -413,11 +407,7 @@ fn a_run_killed_mid_way_resumes_to_the_same_dataset() {
 
     let mut args = vec!["export-decls", "--out", "killed/"];
     args.extend(common);
-    let mut child = Command::new(BIN)
-        .args(&args)
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
+    let mut child = background(&args, dir.path())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -469,8 +459,8 @@ fn a_run_killed_mid_way_resumes_to_the_same_dataset() {
 #[test]
 fn sigint_cancels_and_leaves_no_partial_output() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args([
+    let mut child = background(
+        [
             "export-decls",
             "--synthetic",
             "400000",
@@ -478,13 +468,11 @@ fn sigint_cancels_and_leaves_no_partial_output() {
             "big.parquet",
             "--progress",
             "off",
-        ])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+        dir.path(),
+    )
+    .spawn()
+    .unwrap();
     // Wait until the export runs: its temporary output and workers exist.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use arrow_array::Array;
@@ -15,7 +14,7 @@ use ringworker_child::builtins::proofs::{Fate, ProofBatch, Status, fate, render}
 use serde_json::Value;
 
 mod support;
-use support::{BIN, ringworker, stderr};
+use support::{background, ringworker, stderr};
 
 /// The names in `dir`.
 fn listing(dir: &Path) -> Vec<String> {
@@ -291,8 +290,8 @@ fn bad_arguments_are_usage_errors_of_one_line() {
 #[test]
 fn sigint_cancels_the_jobs_and_leaves_no_output() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args([
+    let mut child = background(
+        [
             "mine-proofs",
             "--candidates",
             "10000000",
@@ -304,13 +303,11 @@ fn sigint_cancels_the_jobs_and_leaves_no_output() {
             "big.ndjson",
             "--progress",
             "off",
-        ])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+        dir.path(),
+    )
+    .spawn()
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while listing(dir.path()).is_empty() {
         assert!(Instant::now() < deadline, "no temporary output after 60 s");

@@ -20,6 +20,23 @@ pub fn ringworker(args: &[&str], cwd: &Path) -> Output {
         .expect("run ringworker")
 }
 
+/// `ringworker ARGS` in `cwd`, to be spawned and watched while it runs:
+/// stdin and stdout closed, stderr piped (read by `wait_with_output`).
+pub fn background<I, S>(args: I, cwd: &Path) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
 /// A run's standard error, lossily decoded.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

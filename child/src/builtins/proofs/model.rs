@@ -35,30 +35,6 @@ impl Default for Rates {
     }
 }
 
-impl Rates {
-    /// Sets the hang and blow-up rates (per million candidates).
-    #[must_use]
-    pub fn with_failure_rates(mut self, hang_per_million: u32, blowup_per_million: u32) -> Self {
-        self.hang_per_million = hang_per_million;
-        self.blowup_per_million = blowup_per_million;
-        self
-    }
-
-    /// Sets the mean CPU time per candidate (microseconds).
-    #[must_use]
-    pub fn with_work_us(mut self, work_us: u64) -> Self {
-        self.work_us = work_us;
-        self
-    }
-
-    /// Sets the soft budget per candidate (milliseconds).
-    #[must_use]
-    pub fn with_budget_ms(mut self, budget_ms: u64) -> Self {
-        self.budget_ms = budget_ms;
-        self
-    }
-}
-
 /// What happens to a candidate ([`fate`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -159,6 +135,7 @@ fn log_normal_draw(r: u64, median: f64, sigma: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::builtins::proofs::ProofBatch;
 
     fn outcome(f: Fate) -> Outcome {
         match f {
@@ -169,7 +146,9 @@ mod tests {
 
     #[test]
     fn fate_is_a_pure_function_of_seed_and_id() {
-        let rates = Rates::default().with_failure_rates(50_000, 50_000);
+        let rates = ProofBatch::new(Vec::new())
+            .with_failure_rates(50_000, 50_000)
+            .rates();
         let a: Vec<Fate> = (0..5000).map(|id| fate(7, id, &rates)).collect();
         let b: Vec<Fate> = (0..5000).map(|id| fate(7, id, &rates)).collect();
         assert_eq!(a, b);
@@ -211,7 +190,9 @@ mod tests {
 
     #[test]
     fn hangs_and_blowups_come_at_their_rates() {
-        let rates = Rates::default().with_failure_rates(10_000, 20_000);
+        let rates = ProofBatch::new(Vec::new())
+            .with_failure_rates(10_000, 20_000)
+            .rates();
         let n = 200_000u64;
         let (mut hangs, mut blowups) = (0u64, 0u64);
         for id in 0..n {
@@ -226,16 +207,23 @@ mod tests {
         assert!((3600..4300).contains(&blowups), "{blowups}");
         let none = Rates::default();
         assert!((0..n).all(|id| matches!(fate(11, id, &none), Fate::Result(_))));
-        let all = Rates::default().with_failure_rates(1_000_000, 0);
+        let all = ProofBatch::new(Vec::new())
+            .with_failure_rates(1_000_000, 0)
+            .rates();
         assert!((0..1000).all(|id| fate(11, id, &all) == Fate::Hang));
-        let all = Rates::default().with_failure_rates(0, 1_000_000);
+        let all = ProofBatch::new(Vec::new())
+            .with_failure_rates(0, 1_000_000)
+            .rates();
         assert!((0..1000).all(|id| fate(11, id, &all) == Fate::BlowUp));
     }
 
     #[test]
     fn work_over_the_budget_is_a_timeout() {
         // Mean work 5 ms against a 2 ms budget: most candidates time out.
-        let rates = Rates::default().with_work_us(5000).with_budget_ms(2);
+        let rates = ProofBatch::new(Vec::new())
+            .with_work_us(5000)
+            .with_budget_ms(2)
+            .rates();
         let outcomes: Vec<Outcome> = (0..10_000).map(|id| outcome(fate(1, id, &rates))).collect();
         let timeouts = outcomes
             .iter()
@@ -245,7 +233,10 @@ mod tests {
         assert!(outcomes.iter().all(|o| o.work_us <= 2000));
         // The status draw is the same as with an ample budget where the
         // work fits.
-        let ample = Rates::default().with_work_us(5000).with_budget_ms(1000);
+        let ample = ProofBatch::new(Vec::new())
+            .with_work_us(5000)
+            .with_budget_ms(1000)
+            .rates();
         for (id, o) in outcomes.iter().enumerate() {
             if o.status != Status::Timeout {
                 assert_eq!(outcome(fate(1, id as u64, &ample)).status, o.status);
