@@ -110,8 +110,8 @@ pub const EXTRA_PARTS: &[ExtraPart] = &[
     },
     ExtraPart {
         name: "proofs",
-        about: "proof mining: synthetic candidates over 2 workers, some hanging or blowing up memory",
-        steps: |_quick| 2,
+        about: "proof mining: synthetic candidates over 2 workers, some hanging or blowing up memory, by the miner and through `ringworker run`",
+        steps: |_quick| 3,
         run: crate::proofs::bench_part,
     },
 ];

@@ -24,6 +24,7 @@ mod interrupt;
 mod mine;
 mod progress;
 mod proofs;
+mod proofs_via_run;
 mod rows_out;
 mod run;
 mod scratch;

@@ -45,6 +45,7 @@ use serde_json::{Value, json};
 
 use crate::bench::BenchPart;
 use crate::progress::{Counters, human_bytes};
+use crate::proofs_via_run::run_leg;
 use crate::worker;
 
 /// Why a candidate has no result row.
@@ -641,8 +642,10 @@ const BENCH_FAILURE_RATE: u32 = 100;
 /// each (so a few of each happen: the hang detection, the memory limit
 /// and the restarts are part of the run), nothing written. Measures
 /// candidates/s and counts results by status, failures by reason,
-/// restarts and lost candidates. Targets: nothing lost, and candidates/s
-/// (informative). `progress` hears what runs.
+/// restarts and lost candidates. Then the same candidates through
+/// `ringworker run` itself, one per request ([`crate::proofs_via_run`]).
+/// Targets: nothing lost either way, and candidates/s (informative).
+/// `progress` hears what runs.
 pub fn bench_part(quick: bool, progress: &mut dyn FnMut(&str)) -> anyhow::Result<BenchPart> {
     let candidates: u64 = if quick { 20_000 } else { 100_000 };
     let template = ProofBatch::new(Vec::new())
@@ -673,7 +676,18 @@ pub fn bench_part(quick: bool, progress: &mut dyn FnMut(&str)) -> anyhow::Result
         summary.candidates_per_sec(),
         summary.lost
     ));
-    let table = table(&summary, &plan.template, hangs, blowups);
+    progress(&format!(
+        "proof mining: the same {candidates} candidates through `ringworker run`, one per request"
+    ));
+    let via_run = run_leg(
+        &plan.template,
+        candidates,
+        BENCH_WORKERS,
+        HANG_TIMEOUT,
+        DEFAULT_MEMORY_LIMIT,
+    )?;
+    let mut table = table(&summary, &plan.template, hangs, blowups);
+    table.push_str(&via_run.table_lines(BENCH_WORKERS));
     let json = merge_json(
         json!({
             "workers": BENCH_WORKERS,
@@ -688,6 +702,7 @@ pub fn bench_part(quick: bool, progress: &mut dyn FnMut(&str)) -> anyhow::Result
             "hang_timeout_s": HANG_TIMEOUT.as_secs_f64(),
             "predicted_hangs": hangs,
             "predicted_blowups": blowups,
+            "via_run": via_run.json(),
         }),
         summary.json(),
     );
@@ -696,6 +711,14 @@ pub fn bench_part(quick: bool, progress: &mut dyn FnMut(&str)) -> anyhow::Result
             "proof mining: lost candidates = 0",
             format!("{} lost of {}", summary.lost, summary.candidates),
             summary.lost == 0,
+        ),
+        Target::new(
+            "proof mining through `ringworker run`: lost candidates = 0",
+            format!(
+                "{} lost, {} duplicated of {}",
+                via_run.lost, via_run.duplicated, via_run.candidates
+            ),
+            via_run.lost == 0 && via_run.duplicated == 0,
         ),
         Target::new(
             "proof mining: candidates/s (informative)",
