@@ -128,6 +128,35 @@ pub fn remove_stale(dir: &Path, owned: impl Fn(&str) -> bool) -> io::Result<usiz
     Ok(removed)
 }
 
+/// A temporary file in `dir`, of a destination name `owned` accepts, that
+/// another ringworker process on this machine is writing right now: its
+/// name and that process's id. (A process on another machine sharing the
+/// directory cannot be seen from here.)
+pub fn live_writer(dir: &Path, owned: impl Fn(&str) -> bool) -> io::Result<Option<(String, u32)>> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(dest) = temp_destination(&name) else {
+            continue;
+        };
+        let Some(pid) = name
+            .rsplit(TEMP_MARK)
+            .next()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || !owned(&dest) {
+            continue;
+        }
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim_end() == "ringworker" {
+            return Ok(Some((name, pid)));
+        }
+    }
+    Ok(None)
+}
+
 /// The destination name of a temporary name `.NAME.tmp-PID`, or `None` if
 /// `temp` is not one.
 fn temp_destination(temp: &str) -> Option<String> {

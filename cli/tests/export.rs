@@ -309,6 +309,59 @@ fn shards_running_at_once_share_one_directory() {
     assert_eq!(names.len(), 60000, "every declaration once");
 }
 
+/// Two runs of the same shard into one directory at the same time would
+/// overwrite each other's parts: the second one, on the same machine, sees
+/// the first one's part in progress and stops with the output status
+/// (`--resume`, as a requeued array task has, passes the manifest check).
+#[test]
+fn a_second_run_of_the_same_shard_at_once_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.ndjson");
+    let file = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+    ringworker_lean::write_export(&ringworker_lean::SyntheticConfig::new(7, 200_000), file)
+        .unwrap();
+    std::fs::create_dir(dir.path().join("ds")).unwrap();
+    let args = [
+        "export-decls",
+        "input.ndjson",
+        "--rows-per-file",
+        "5000",
+        "--out",
+        "ds/",
+        "--resume",
+        "--progress",
+        "off",
+    ];
+    let mut first = background(args, dir.path()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let writing = std::fs::read_dir(dir.path().join("ds"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().contains(".tmp-"));
+        if writing {
+            break;
+        }
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first run ended early"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the first run never wrote a part"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let second = ringworker(&args, dir.path());
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "first: {}", stderr(&first));
+    assert_eq!(second.status.code(), Some(4), "second: {}", stderr(&second));
+    let err = stderr(&second);
+    assert!(err.contains("another ringworker"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(read_dataset(&dir.path().join("ds")).len(), 200_000);
+}
+
 /// A supervisor killed with SIGKILL while it generates its `--synthetic`
 /// input cannot remove that file; the next run that needs scratch space
 /// does, and removes its own when it ends.

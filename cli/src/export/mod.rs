@@ -567,7 +567,19 @@ fn export_partitioned(
         }
         None => Manifest::new(key),
     };
-    crate::atomic::remove_stale(dir, |name| manifest::owned_by(shard, name))
+    let owned = |name: &str| manifest::owned_by(shard, name);
+    if let Some((temp, pid)) = crate::atomic::live_writer(dir, owned)
+        .class_with(Class::Output, || format!("reading {}", dir.display()))?
+    {
+        return Err(Failure::new(
+            Class::Output,
+            format!(
+                "another ringworker (pid {pid}) is writing this shard into {} ({temp}): run one export per shard and directory at a time",
+                dir.display()
+            ),
+        ));
+    }
+    crate::atomic::remove_stale(dir, owned)
         .class_with(Class::Output, || format!("cleaning {}", dir.display()))?;
     report.parts_resumed = manifest.parts.len() as u64;
     if manifest.complete {
