@@ -239,8 +239,8 @@ mod tests {
         let mut rec = Recorder::new(4);
         let got = install(&mut rec, 1, || {
             let row = b"abcdef";
-            // SAFETY: live buffers of at least the given lengths, or
-            // null with the length the case is about.
+            // Null appears only with the length the case is about.
+            // SAFETY: each pointer is null or a live buffer of at least its length.
             unsafe {
                 [
                     ringworker_emit_row(0, row.as_ptr(), 3),

@@ -123,10 +123,9 @@ pub unsafe fn header_kind(obj: *const c_void) -> Result<(u8, u8), Status> {
         return Err(Status::BadObject);
     }
     let header = obj.cast::<LeanObject>();
-    // SAFETY: `header` is non-null, aligned and (caller) points to a live
-    // object header; only the two bytes are read, through raw place
-    // projections, so no reference to `m_rc` (which other threads may
-    // update atomically) is formed.
+    // Only the two bytes are read, through raw place projections, so no
+    // reference to `m_rc` (which other threads may update atomically) is formed.
+    // SAFETY: `header` is non-null, aligned and (caller) a live object header.
     let (other, tag) = unsafe {
         (
             (&raw const (*header).m_other).read(),
@@ -159,9 +158,9 @@ pub unsafe fn byte_array_bytes<'a>(obj: *const c_void) -> Result<&'a [u8], Statu
         return Err(Status::BadObject);
     }
     let array = obj.cast::<LeanSArrayObject>();
-    // SAFETY: the tag says (caller) this is a `lean_sarray_object`; `array`
-    // is aligned (checked by `header_kind`); the fields are read by value
-    // through raw place projections.
+    // `array` is aligned (checked by `header_kind`); the fields are read by
+    // value through raw place projections.
+    // SAFETY: the tag says (caller) this is a live `lean_sarray_object`.
     let (size, capacity) = unsafe {
         (
             (&raw const (*array).m_size).read(),
@@ -171,11 +170,10 @@ pub unsafe fn byte_array_bytes<'a>(obj: *const c_void) -> Result<&'a [u8], Statu
     if size > capacity || size > isize::MAX as usize {
         return Err(Status::BadObject);
     }
-    // SAFETY: `m_data` is the flexible array right after the fields; a raw
-    // projection forms no reference.
+    // SAFETY: a raw projection of the flexible array `m_data` forms no reference.
     let data = unsafe { (&raw const (*array).m_data).cast::<u8>() };
-    // SAFETY: `size <= capacity` and (caller) `capacity` bytes are allocated
-    // at `data` and unchanged during `'a`; `size <= isize::MAX`.
+    // `size <= isize::MAX` was checked above.
+    // SAFETY: `size <= capacity`; (caller) `capacity` bytes at `data` stay unchanged for `'a`.
     Ok(unsafe { std::slice::from_raw_parts(data, size) })
 }
 
@@ -198,9 +196,9 @@ pub unsafe fn string_str<'a>(obj: *const c_void) -> Result<&'a str, Status> {
         return Err(Status::BadObject);
     }
     let string = obj.cast::<LeanStringObject>();
-    // SAFETY: the tag says (caller) this is a `lean_string_object`; aligned
-    // (checked by `header_kind`); fields read by value through raw place
-    // projections.
+    // Aligned (checked by `header_kind`); fields read by value through raw
+    // place projections.
+    // SAFETY: the tag says (caller) this is a live `lean_string_object`.
     let (size, capacity) = unsafe {
         (
             (&raw const (*string).m_size).read(),
@@ -212,8 +210,7 @@ pub unsafe fn string_str<'a>(obj: *const c_void) -> Result<&'a str, Status> {
     }
     // SAFETY: the flexible array right after the fields; no reference formed.
     let data = unsafe { (&raw const (*string).m_data).cast::<u8>() };
-    // SAFETY: `0 < size <= capacity` and (caller) `capacity` bytes are
-    // allocated at `data` and unchanged during `'a`.
+    // SAFETY: `0 < size <= capacity`; (caller) `capacity` bytes at `data` stay unchanged for `'a`.
     let bytes = unsafe { std::slice::from_raw_parts(data, size) };
     let Some((&0, text)) = bytes.split_last() else {
         return Err(Status::BadObject);
@@ -240,9 +237,8 @@ pub unsafe fn bytes_at<'a>(data: *const u8, len: usize) -> Result<&'a [u8], Stat
     if len > isize::MAX as usize {
         return Err(Status::RowTooLarge);
     }
-    // SAFETY: non-null (checked), `len <= isize::MAX` (checked), and
-    // (caller) `len` readable bytes unchanged during `'a`; `u8` needs no
-    // alignment.
+    // Non-null and `len <= isize::MAX` were checked; `u8` needs no alignment.
+    // SAFETY: (caller) `len` readable bytes at `data` stay unchanged for `'a`.
     Ok(unsafe { std::slice::from_raw_parts(data, len) })
 }
 
