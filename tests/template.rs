@@ -224,6 +224,38 @@ fn a_killed_template_leaves_its_workers_and_is_respawned() {
     let _ = std::fs::remove_file(counter);
 }
 
+/// A template that dies with a fork request unread in its socket makes our
+/// read fail with `ECONNRESET`, not end-of-file (a template SIGKILLed
+/// moments before a fork, not yet reaped, so it still looked alive). That
+/// is a dead template like any other: the fork goes to a new one (it used
+/// to fail the start with a `Protocol` error). Made certain here by
+/// stopping the template so it cannot read the request, and killing it
+/// while the fork waits for the answer.
+#[test]
+fn a_template_dying_with_the_fork_request_unread_is_replaced() {
+    let _serial = serial();
+    let mut worker = Worker::spawn(templated("reset-on-fork", 0, 0)).unwrap();
+    for round in 1..=3 {
+        let template = worker.template_pid().unwrap();
+        let pid = rustix::process::Pid::from_raw(template as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            sigkill(template);
+        });
+        worker.cycle().unwrap();
+        killer.join().unwrap();
+        assert_ne!(worker.template_pid(), Some(template));
+        assert_usable(&mut worker);
+        assert_eq!(
+            worker.stats().template_respawns,
+            round,
+            "{:?}",
+            worker.stats()
+        );
+    }
+}
+
 #[test]
 fn a_template_whose_start_up_fails_trips_the_restart_cap() {
     let _serial = serial();

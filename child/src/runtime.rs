@@ -476,7 +476,13 @@ impl ChildRuntime {
                     producer.accept(request.id);
                     self.handle(request, &mut producer)?
                 }
-                Ok(ParentFrame::Shutdown) | Err(control::FrameError::Closed) => {
+                Ok(ParentFrame::Shutdown) => {
+                    producer.close();
+                    return Ok(());
+                }
+                // Closed, or reset by a supervisor that died with a frame of
+                // ours unread: gone all the same.
+                Err(e) if e.is_closed() => {
                     producer.close();
                     return Ok(());
                 }

@@ -259,6 +259,14 @@ impl FrameError {
         }
     }
 
+    /// True if the peer is gone: it closed the channel at a frame boundary,
+    /// in the middle of a frame, or died with bytes we sent still unread
+    /// (the kernel then resets the connection instead of signalling
+    /// end-of-file). Match on this, never on [`FrameError::Closed`] alone.
+    pub fn is_closed(&self) -> bool {
+        self.kind() == ErrorKind::Closed
+    }
+
     /// True if the error is a read timeout (the peer said nothing in time).
     pub fn is_timeout(&self) -> bool {
         matches!(self, FrameError::Io { source } if matches!(source.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock))
@@ -423,5 +431,27 @@ mod tests {
             source: io::ErrorKind::PermissionDenied.into(),
         };
         assert_eq!(refused.kind(), ErrorKind::System);
+    }
+
+    /// A peer that closes its end with our bytes unread resets the
+    /// connection: the read fails with `ECONNRESET`, not end-of-file, and
+    /// that is still a closed channel.
+    #[test]
+    fn a_peer_closing_with_our_frame_unread_is_closed() {
+        let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        write_frame(&mut ours, &ParentFrame::Shutdown).unwrap();
+        drop(theirs);
+        let err = read_frame::<_, ChildFrame>(&mut ours, MAX_FRAME_BYTES).unwrap_err();
+        assert!(
+            matches!(&err, FrameError::Io { source } if source.kind() == io::ErrorKind::ConnectionReset),
+            "{err:?}"
+        );
+        assert!(err.is_closed());
+        assert!(
+            !FrameError::Malformed {
+                source: serde_json::from_slice::<u8>(b"x").unwrap_err()
+            }
+            .is_closed()
+        );
     }
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags};
 use shm_proto::control::{
-    self, ChildFrame, ENV_GENERATION, ENV_MAX_ROW_BYTES, ENV_PARENT_PID, FrameError, Hello,
-    MAX_FRAME_BYTES, PROTOCOL_VERSION,
+    self, ChildFrame, ENV_GENERATION, ENV_MAX_ROW_BYTES, ENV_PARENT_PID, Hello, MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
 };
 use shm_proto::fork::{ENV_TEMPLATE, ForkRequest};
 use shm_proto::{
@@ -517,7 +517,7 @@ fn handshake(
         Ok(other) => Err(Handshake::Failed(format!(
             "expected a handshake, got {other:?}"
         ))),
-        Err(FrameError::Closed) => Err(Handshake::Closed),
+        Err(e) if e.is_closed() => Err(Handshake::Closed),
         Err(e) if e.is_timeout() => Err(Handshake::TimedOut),
         Err(e) => Err(Handshake::Failed(e.to_string())),
     }

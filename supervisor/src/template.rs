@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use shm_proto::control::{self, ENV_PARENT_PID, FrameError, MAX_FRAME_BYTES};
+use shm_proto::control::{self, ENV_PARENT_PID, MAX_FRAME_BYTES};
 use shm_proto::fork::{self, ENV_TEMPLATE, ForkRequest, TemplateFrame};
 use shm_proto::{CONTROL_FD, ChildFds, Rlimit};
 
@@ -197,8 +197,9 @@ impl Template {
                         Some(live.process.output_tail()),
                     ));
                 }
-                Err(FrameError::Closed) => {
-                    // Died before it answered: once more with a new one.
+                Err(e) if e.is_closed() => {
+                    // Died before it answered (with the request unread, the
+                    // read fails with a reset): once more with a new one.
                     let live = state.live.take().expect("running");
                     if attempt > 0 {
                         return Err(template_error(
@@ -313,7 +314,7 @@ fn start(config: &WorkerConfig, deadline: Option<Instant>) -> Result<Live, Error
                 output: process.final_output(),
             })
         }
-        Err(FrameError::Closed) => {
+        Err(e) if e.is_closed() => {
             let exit = process.reap(Duration::from_secs(1));
             process.kill_and_reap();
             let reason = match exit {
