@@ -176,14 +176,13 @@ struct Exports {
 /// The imported environment: a Lean object marked persistent.
 struct Environment(*mut lean_object);
 
-// SAFETY: the pointer is an `Environment` object that `start` marked
-// persistent (`lean_mark_persistent`): its reference count and those of
-// everything it reaches are 0, which `lean_inc`/`lean_dec` never change and
-// nothing ever frees, and Lean objects are immutable once shared, so any
-// thread may read it and pass it to Lean.
+// `start` marked the environment persistent (`lean_mark_persistent`): its
+// reference count and those of everything it reaches are 0, which
+// `lean_inc`/`lean_dec` never change and nothing ever frees, and Lean
+// objects are immutable once shared.
+// SAFETY: a persistent, immutable, never-freed object may be read from any thread.
 unsafe impl Send for Environment {}
-// SAFETY: as for `Send`: shared access only reads an immutable, never-freed
-// object.
+// SAFETY: as for `Send`: shared access only reads a never-freed object.
 unsafe impl Sync for Environment {}
 
 /// What `start` produced.
@@ -268,19 +267,18 @@ impl LeanRuntime {
             return Err(RuntimeError::AlreadyStarted);
         }
         LEAN_INITIALIZED.call_once(|| {
-            // SAFETY: `lean_initialize` must run once, before any other Lean
-            // call, on one thread at a time: the `Once` guarantees both. It
-            // initializes the runtime and the Init/Std/Lean modules of
-            // libleanshared.
+            // Initializes the runtime and the Init/Std/Lean modules of
+            // libleanshared; must run once, before any other Lean call.
+            // SAFETY: the `Once` makes this the first and only call, on one thread.
             unsafe { lean_initialize() };
             LEAN_THREAD.set(true);
         });
         self.enter_lean_thread();
         let path = &self.args.library;
-        // SAFETY: `dlopen` runs the library's ELF constructors; a Lake-built
-        // Lean library has none besides the C runtime's. RTLD_NOW resolves
-        // every symbol now (the ABI functions from this executable, the rest
-        // from libleanshared), so a missing one fails here, not mid-request.
+        // RTLD_NOW resolves every symbol now (the ABI functions from this
+        // executable, the rest from libleanshared), so a missing one fails
+        // here, not mid-request.
+        // SAFETY: a Lake-built Lean library has no ELF constructors besides the C runtime's.
         let library = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }.map_err(|e| {
             RuntimeError::Load {
                 path: path.clone(),
@@ -288,21 +286,19 @@ impl LeanRuntime {
             }
         })?;
         let initializer_symbol = self.args.initializer_symbol();
-        // SAFETY: Lean compiles a module's initializer to
-        // `lean_object* initialize_<M>(uint8_t builtin, lean_object* w)`.
+        // SAFETY: Lean emits `lean_object* initialize_<M>(uint8_t, lean_object*)`.
         let initialize: InitializeFn = unsafe { lookup(&library, path, &initializer_symbol) }?;
-        // SAFETY: `RingWorker.Exports` declares
-        // `@[export ringworker_lean_import] def importEnvironment
-        // (imports searchPath : String) : IO Environment`: two owned
-        // objects and the world in, an IO result out (`ImportFn`).
+        // `RingWorker.Exports` declares `@[export ringworker_lean_import] def
+        // importEnvironment (imports searchPath : String) : IO Environment`.
+        // SAFETY: two owned objects and the world in, an IO result out: `ImportFn`.
         let import: ImportFn = unsafe { lookup(&library, path, IMPORT_SYMBOL) }?;
-        // SAFETY: `@[export ringworker_lean_decls] def decls (env :
-        // Environment) (shardIndex shardCount : UInt64) : IO String`: an
-        // owned object, two unboxed `uint64_t`, the world (`DeclsFn`).
+        // `@[export ringworker_lean_decls] def decls (env : Environment)
+        // (shardIndex shardCount : UInt64) : IO String`.
+        // SAFETY: an owned object, two unboxed `uint64_t`, the world: `DeclsFn`.
         let decls: DeclsFn = unsafe { lookup(&library, path, DECLS_SYMBOL) }?;
-        // SAFETY: `@[export ringworker_lean_attempt_proofs] def
-        // attemptProofs (env : Environment) (request : String) : IO String`:
-        // two owned objects and the world (`AttemptProofsFn`).
+        // `@[export ringworker_lean_attempt_proofs] def attemptProofs
+        // (env : Environment) (request : String) : IO String`.
+        // SAFETY: two owned objects and the world: `AttemptProofsFn`.
         let attempt_proofs: AttemptProofsFn =
             unsafe { lookup(&library, path, ATTEMPT_PROOFS_SYMBOL) }?;
         // Never `dlclose`: Lean objects and closures point into its code for
@@ -315,11 +311,10 @@ impl LeanRuntime {
         // read-only and may be shared between threads).
         // SAFETY: plain setters of a global flag in libleanshared.
         unsafe { lean_set_panic_messages(false) };
-        // SAFETY: `initialize` has the initializer's C type (above);
         // `lean_io_mk_world()` is the boxed scalar Lean passes as the world.
-        // The runtime is initialized (`LEAN_INITIALIZED`) on this thread.
+        // SAFETY: `initialize` has the initializer's C type; the runtime is initialized.
         let result = unsafe { initialize(1, lean_io_mk_world()) };
-        // SAFETY: as above.
+        // SAFETY: a plain setter of a global flag in libleanshared.
         unsafe { lean_set_panic_messages(true) };
         // SAFETY: an initializer returns an owned IO result.
         match unsafe { take_io_result(result) } {
@@ -332,29 +327,26 @@ impl LeanRuntime {
                 });
             }
         }
-        // SAFETY: called once, after the module initializers, before any
-        // other thread runs Lean code (there is none yet).
+        // SAFETY: once, after the module initializers, before any other Lean thread exists.
         unsafe { lean_io_mark_end_initialization() };
 
         let imports_text = self.args.imports_joined();
         let imports = lean_string(&imports_text);
         let search_path = lean_string(&self.args.search_path_joined());
-        // SAFETY: `import` has `ImportFn`'s type; both strings are fresh
-        // owned objects (rc 1) whose reference it consumes; the world is a
-        // scalar.
+        // Both strings are fresh owned objects (rc 1); the world is a scalar.
+        // SAFETY: `import` has `ImportFn`'s type and consumes both references.
         let result = unsafe { import(imports, search_path, lean_io_mk_world()) };
         // SAFETY: an exported `IO` function returns an owned IO result.
         let env = unsafe { take_io_result(result) }.map_err(|message| RuntimeError::Import {
             imports: imports_text.clone(),
             message,
         })?;
-        // SAFETY: `env` is an owned, non-scalar object (an `Environment`
-        // structure) and no other thread runs Lean code. Marking it
-        // persistent sets the reference count of everything it reaches to
-        // 0: never freed, never written by `lean_inc`/`lean_dec`, so forked
-        // workers share its pages without copying them, and any thread may
-        // read it. It is what Lean's own frontend does with an imported
-        // environment (`importModules (leakEnv := true)`).
+        // Marking it persistent sets the reference count of everything it
+        // reaches to 0: never freed, never written by `lean_inc`/`lean_dec`,
+        // so forked workers share its pages without copying them, and any
+        // thread may read it. It is what Lean's own frontend does with an
+        // imported environment (`importModules (leakEnv := true)`).
+        // SAFETY: `env` is owned and non-scalar, and no other thread runs Lean code.
         unsafe { lean_mark_persistent(env) };
         let started = Started {
             exports: Exports {
@@ -380,10 +372,9 @@ impl LeanRuntime {
             return Ok(());
         }
         self.enter_lean_thread();
-        // SAFETY: the runtime is initialized (`start` succeeded) and the task
-        // manager has not been started in this process (`task_manager` was
-        // false; a template never starts it, `fork_check` refuses to fork
-        // once it has).
+        // A template never starts the task manager, and `fork_check` refuses
+        // to fork once it has.
+        // SAFETY: the runtime is initialized and `task_manager` was false: the first start here.
         unsafe { lean_init_task_manager() };
         Ok(())
     }
@@ -419,12 +410,11 @@ impl LeanRuntime {
         let env = started.env.0;
         let decls = started.exports.decls;
         let result = ringworker_lean_abi::with_row_context(out, 0, || {
-            // SAFETY: `env` is a live persistent object; the export takes
-            // it owned, and `lean_inc` gives it the reference it consumes
+            // The export takes `env` owned: this is the reference it consumes
             // (a no-op on a persistent object, right on any other).
+            // SAFETY: `env` is a live persistent object.
             unsafe { lean_inc(env) };
-            // SAFETY: `decls` has `DeclsFn`'s type; this thread may run
-            // Lean code (`enter_lean_thread`).
+            // SAFETY: `decls` has `DeclsFn`'s type; `enter_lean_thread` ran on this thread.
             unsafe { decls(env, shard_index, shard_count, lean_io_mk_world()) }
         });
         // SAFETY: an exported `IO` function returns an owned IO result.
@@ -449,11 +439,11 @@ impl LeanRuntime {
         let attempt = started.exports.attempt_proofs;
         let request = lean_string(request_json);
         let result = ringworker_lean_abi::with_row_context(out, 0, || {
-            // SAFETY: as in `decls_json`: the owned `env` argument's
-            // reference.
+            // The reference the export's owned `env` argument consumes.
+            // SAFETY: `env` is a live persistent object.
             unsafe { lean_inc(env) };
-            // SAFETY: `attempt` has `AttemptProofsFn`'s type; `request` is a
-            // fresh owned String it consumes; this thread may run Lean code.
+            // `request` is a fresh owned String the export consumes.
+            // SAFETY: `attempt` has `AttemptProofsFn`'s type; `enter_lean_thread` ran.
             unsafe { attempt(env, request, lean_io_mk_world()) }
         });
         // SAFETY: an exported `IO` function returns an owned IO result.
@@ -470,9 +460,9 @@ impl LeanRuntime {
     /// create sets up with `lean_initialize_thread`.
     fn enter_lean_thread(&self) {
         if !LEAN_THREAD.get() {
-            // SAFETY: the runtime is initialized (every caller runs after
-            // `LEAN_INITIALIZED`), and this thread has not called
-            // `lean_initialize` or `lean_initialize_thread` (the flag).
+            // Every caller runs after `LEAN_INITIALIZED`; the flag says this
+            // thread has called neither `lean_initialize` nor this.
+            // SAFETY: the runtime is initialized and this thread is not yet set up.
             unsafe { lean_initialize_thread() };
             LEAN_THREAD.set(true);
         }
@@ -500,9 +490,9 @@ unsafe fn lookup<T: Copy>(
 
 /// A fresh Lean `String` (rc 1, owned by the caller) holding `text`.
 fn lean_string(text: &str) -> *mut lean_object {
-    // SAFETY: `lean_mk_string_from_bytes(const char* s, size_t sz)` copies
-    // `sz` bytes from `s` (a valid slice here) into a new String object
-    // allocated by libleanshared, after checking them as UTF-8.
+    // `lean_mk_string_from_bytes(const char* s, size_t sz)` copies `sz`
+    // bytes from `s` into a new String object, after checking them as UTF-8.
+    // SAFETY: pointer and length come from one valid `&str`.
     unsafe { lean_mk_string_from_bytes(text.as_ptr(), text.len()) }
 }
 
@@ -514,24 +504,22 @@ fn lean_string(text: &str) -> *mut lean_object {
 /// `BaseIO` function and module initializer returns; it is consumed. The
 /// calling thread must be fit to run Lean code.
 unsafe fn take_io_result(result: *mut lean_object) -> Result<*mut lean_object, String> {
-    // SAFETY: an IO result is a constructor object (tag 0 ok, 1 error);
-    // `lean_io_result_is_ok` reads its tag.
+    // SAFETY: an IO result is a constructor object whose tag (0 ok, 1 error) this reads.
     if unsafe { lean_io_result_is_ok(result) } {
-        // SAFETY: an ok result's field 0 is the value; `take_value` takes a
-        // reference to it and releases the result.
+        // `take_value` takes a reference to field 0 and releases the result.
+        // SAFETY: an ok result's field 0 is the value.
         return Ok(unsafe { lean_io_result_take_value(result) });
     }
-    // SAFETY: an error result's field 0 is the `IO.Error` (borrowed from
-    // `result`).
+    // SAFETY: an error result's field 0 is the `IO.Error`, borrowed from `result`.
     let error = unsafe { lean_io_result_get_error(result) };
-    // SAFETY: keep the error alive past the result: one reference for
-    // `lean_io_error_to_string`, which consumes it (`lean_obj_arg`).
+    // Keeps the error alive past the result: the reference that
+    // `lean_io_error_to_string` consumes (`lean_obj_arg`).
+    // SAFETY: `error` is a live object borrowed from `result`, which we still own.
     unsafe { lean_inc(error) };
-    // SAFETY: we own `result`; releasing it leaves `error` with our
-    // reference.
+    // SAFETY: we own `result`; `error` keeps the reference taken above.
     unsafe { lean_dec(result) };
-    // SAFETY: `lean_io_error_to_string(lean_obj_arg err)` is
-    // `IO.Error.toString`, exported by Init; it returns an owned String.
+    // `IO.Error.toString`, exported by Init, returns an owned String.
+    // SAFETY: `error` is an owned `IO.Error`, consumed by the call.
     let text = unsafe { lean_io_error_to_string(error) };
     // SAFETY: an owned String object.
     Err(unsafe { take_string(text) })
@@ -544,12 +532,12 @@ unsafe fn take_io_result(result: *mut lean_object) -> Result<*mut lean_object, S
 /// `string` must be an owned reference to a Lean object (a String is
 /// expected; anything else yields a placeholder text).
 unsafe fn take_string(string: *mut lean_object) -> String {
-    // SAFETY: `lean_is_scalar` looks at the pointer's low bit only;
-    // `lean_is_string` reads the header of a non-scalar object.
+    // `lean_is_scalar` looks at the pointer's low bit only.
+    // SAFETY: `lean_is_string` reads the header of a non-scalar object only.
     let is_string = !lean_is_scalar(string) && unsafe { lean_is_string(string) };
     let text = if is_string {
-        // SAFETY: a String object holds `m_size` bytes at `m_data`, the
-        // last being the terminating NUL (`lean_string_size` counts it).
+        // `lean_string_size` counts the terminating NUL.
+        // SAFETY: a String object holds `m_size` bytes at `m_data`.
         let bytes = unsafe {
             let size = lean_string_size(string);
             std::slice::from_raw_parts(lean_string_cstr(string), size.saturating_sub(1))
