@@ -117,7 +117,7 @@ pub fn remove_stale(dir: &Path, owned: impl Fn(&str) -> bool) -> io::Result<usiz
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
-        let Some(dest) = temp_destination(&name.to_string_lossy()) else {
+        let Some((dest, _)) = parse_temp_name(&name.to_string_lossy()) else {
             continue;
         };
         if owned(&dest) && entry.file_type()?.is_file() {
@@ -136,14 +136,7 @@ pub fn live_writer(dir: &Path, owned: impl Fn(&str) -> bool) -> io::Result<Optio
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(dest) = temp_destination(&name) else {
-            continue;
-        };
-        let Some(pid) = name
-            .rsplit(TEMP_MARK)
-            .next()
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
+        let Some((dest, pid)) = parse_temp_name(&name) else {
             continue;
         };
         if pid == std::process::id() || !owned(&dest) {
@@ -157,12 +150,14 @@ pub fn live_writer(dir: &Path, owned: impl Fn(&str) -> bool) -> io::Result<Optio
     Ok(None)
 }
 
-/// The destination name of a temporary name `.NAME.tmp-PID`, or `None` if
-/// `temp` is not one.
-fn temp_destination(temp: &str) -> Option<String> {
+/// The destination name and writer's process id of a temporary name
+/// `.NAME.tmp-PID`, or `None` if `temp` is not one.
+fn parse_temp_name(temp: &str) -> Option<(String, u32)> {
     let (dest, pid) = temp.strip_prefix('.')?.rsplit_once(TEMP_MARK)?;
-    let is_pid = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
-    (is_pid && !dest.is_empty()).then(|| dest.to_owned())
+    if dest.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((dest.to_owned(), pid.parse().ok()?))
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
@@ -232,11 +227,13 @@ mod tests {
     #[test]
     fn temporary_names_parse_back_to_their_destination() {
         assert_eq!(
-            temp_destination(".a.tmp-1.parquet.tmp-42").as_deref(),
-            Some("a.tmp-1.parquet")
+            parse_temp_name(".a.tmp-1.parquet.tmp-42"),
+            Some(("a.tmp-1.parquet".to_owned(), 42))
         );
-        assert_eq!(temp_destination("a.parquet.tmp-42"), None);
-        assert_eq!(temp_destination("..tmp-42"), None);
+        assert_eq!(parse_temp_name("a.parquet.tmp-42"), None);
+        assert_eq!(parse_temp_name("..tmp-42"), None);
+        assert_eq!(parse_temp_name(".a.tmp-"), None);
+        assert_eq!(parse_temp_name(".a.tmp-+1"), None);
     }
 
     #[test]
